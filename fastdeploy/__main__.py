@@ -1,0 +1,3 @@
+from fastdeploy.cli import main
+
+main()

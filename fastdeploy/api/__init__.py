@@ -1,0 +1,1 @@
+"""The HTTP side: a falcon app served by gunicorn with gevent workers."""

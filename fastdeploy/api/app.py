@@ -1,0 +1,85 @@
+"""The falcon app: routes, resources and the one error handler.
+
+``create_app`` takes its parts (settings, store, clock, id generator) so tests
+build it around a real store with no patching; ``get_app`` builds those parts
+from the environment for gunicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import falcon
+
+from fastdeploy.api.resources import (AsyncResource, HealthResource, MetaResource, ReadyResource,
+                                      ResultResource, Submitter, SyncResource)
+from fastdeploy.api.waiter import ResultWaiter
+from fastdeploy.errors import FastDeployError
+from fastdeploy.results import json_bytes
+from fastdeploy.settings import Settings
+from fastdeploy.store import open_store
+from fastdeploy.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
+                    415: "unsupported_media_type"}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def create_app(settings: Settings, store: Store, recipe: dict, *, clock: Callable[[], float] = time.time,
+               new_id: Callable[[], str] = new_request_id) -> falcon.App:
+    app = falcon.App()
+    app.req_options.strip_url_path_trailing_slash = True
+    submitter = Submitter(settings, store, clock, new_id)
+    app.add_route("/sync", SyncResource(submitter, ResultWaiter(store)))
+    app.add_route("/async", AsyncResource(submitter))
+    app.add_route("/result/{request_id}", ResultResource(store))
+    app.add_route("/health", HealthResource())
+    app.add_route("/ready", ReadyResource(settings, store, clock))
+    app.add_route("/meta", MetaResource(settings, store, recipe, clock))
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(FastDeployError, handle_fastdeploy_error)
+    return app
+
+
+def get_app(recipe_path: str | None = None) -> falcon.App:
+    """Build the app from FASTDEPLOY_* variables, as each gunicorn worker does."""
+    path = Path(recipe_path or os.environ["FASTDEPLOY_RECIPE"]).resolve()
+    settings = Settings.from_env()
+    return create_app(settings, open_store(settings, path.name), {"name": path.name, "path": str(path)})
+
+
+def _write_error(resp: falcon.Response, status: int, body: dict, headers: dict[str, str]) -> None:
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = json_bytes(body)
+    for name, value in headers.items():
+        resp.set_header(name, value)
+
+
+def handle_fastdeploy_error(req: falcon.Request, resp: falcon.Response, exc: FastDeployError, params) -> None:
+    _write_error(resp, exc.http_status, exc.body(), exc.headers())
+
+
+def handle_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError, params) -> None:
+    """falcon's own errors (unknown route, wrong method) in our error format."""
+    code = HTTP_ERROR_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.description or f"{exc.title}: {req.method} {req.path}"
+    _write_error(resp, exc.status_code, {"error": {"code": code, "message": message}}, dict(exc.headers or {}))
+
+
+def handle_unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception, params) -> None:
+    log.exception("api: %s %s failed", req.method, req.path)
+    body = {"error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}}
+    _write_error(resp, 500, body, {})

@@ -1,0 +1,98 @@
+"""The ``fastdeploy`` command. Options are generated from Settings, so a knob is declared once.
+
+Logging is configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from fastdeploy import __version__
+from fastdeploy.errors import RecipeError
+from fastdeploy.settings import ENV_PREFIX, Settings
+from fastdeploy.supervisor import CONFIG_ERROR
+
+log = logging.getLogger("fastdeploy")
+
+CLICK_TYPES = {"int": int, "float": float, "str": str}
+
+
+def settings_options(command):
+    """Add one ``--<field>`` option per Settings field, read from FASTDEPLOY_<FIELD> too."""
+    for f in reversed(dataclasses.fields(Settings)):
+        command = click.option(
+            "--" + f.name.replace("_", "-"), f.name,
+            type=CLICK_TYPES[f.type], default=f.default, show_default=True,
+            envvar=ENV_PREFIX + f.name.upper(), show_envvar=True, help=f.metadata["help"],
+        )(command)
+    return command
+
+
+RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--run", "run_recipe", type=RECIPE, help="Serve RECIPE: its loop(s) and the API together.")
+@click.option("--loop", "loop_recipe", type=RECIPE, help="Run only the predictor loop of RECIPE.")
+@click.option("--rest", "rest_recipe", type=RECIPE, help="Run only the API of RECIPE (gunicorn + gevent).")
+@settings_options
+@click.version_option(__version__, prog_name="fastdeploy")
+def main(run_recipe: Path | None, loop_recipe: Path | None, rest_recipe: Path | None, **knobs) -> None:
+    """Serve a recipe folder (predictor.py, example.py, requirements.txt) over HTTP with batching."""
+    modes = [m for m in (run_recipe, loop_recipe, rest_recipe) if m is not None]
+    if len(modes) != 1:
+        raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE or --rest RECIPE")
+    try:
+        settings = Settings(**knobs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    if run_recipe:
+        from fastdeploy.supervisor import Supervisor
+
+        sys.exit(Supervisor(run_recipe.resolve(), settings).run())
+    if loop_recipe:
+        sys.exit(run_loop(loop_recipe.resolve(), settings))
+    from fastdeploy.api.server import ApiServer
+
+    ApiServer(settings, rest_recipe.resolve()).run()
+
+
+def run_loop(recipe_path: Path, settings: Settings) -> int:
+    from fastdeploy.loop import Loop
+    from fastdeploy.recipe import load_recipe
+    from fastdeploy.store import open_store
+    from fastdeploy.webhooks import WebhookSender
+
+    try:
+        recipe = load_recipe(recipe_path)
+        store = open_store(settings, recipe.name)
+        loop = Loop(recipe, store, settings)
+        loop.prepare()
+    except RecipeError as exc:
+        log.error("%s", exc)
+        return CONFIG_ERROR
+    stop_webhooks = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        loop.stop()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    sender = threading.Thread(target=WebhookSender(store, settings).run, args=(stop_webhooks,), name="webhooks")
+    sender.start()
+    try:
+        loop.serve()
+    finally:
+        stop_webhooks.set()
+        sender.join(timeout=settings.webhook_timeout_s + 1)
+        store.close()
+    return 0

@@ -1,0 +1,181 @@
+"""The loop: claim a batch, run the predictor, write the results back, repeat.
+
+One bounded ``run()`` with named exits, in the manner of rq's worker: a stop
+flag set by signal handlers, a ``finally`` that deregisters, and capped
+back-off when the store misbehaves. A heartbeat thread reports the loop alive
+and renews the leases of the batch being predicted, so a long batch is never
+mistaken for a dead loop while a killed loop's batch is claimed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Callable
+
+from fastdeploy.errors import RecipeError
+from fastdeploy.recipe import Recipe, check_outputs
+from fastdeploy.settings import Settings
+from fastdeploy.store.base import PREDICTOR_FAILED, LoopInfo, QueueItem, Store
+from fastdeploy.store.codec import UnstorableError, pack, unpack
+from fastdeploy.tuning import Timing, tune_batch_size
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 5.0
+IDLE_WAIT_S = 0.1
+
+
+class Loop:
+    def __init__(self, recipe: Recipe, store: Store, settings: Settings, *, stage: int = 1,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.recipe = recipe
+        self.store = store
+        self.settings = settings
+        self.stage = stage
+        self.wall_clock = wall_clock
+        self.loop_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.batch_size = settings.batch_size
+        self.tuning: list[Timing] = []
+        self.started_at = wall_clock()
+        self._stop = threading.Event()
+        self._in_flight: list[int] = []
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def run(self) -> None:
+        """Tune, then serve until stop() is called."""
+        self.prepare()
+        self.serve()
+
+    def serve(self) -> None:
+        """Serve batches until stop() is called; the running batch always finishes."""
+        heartbeat = threading.Thread(target=self._heartbeat_forever, name="heartbeat", daemon=True)
+        heartbeat.start()
+        log.info("loop %s: serving %s with batch size %d", self.loop_id, self.recipe.name, self.batch_size)
+        backoff = 0.0
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.step()
+                    backoff = 0.0
+                except Exception:
+                    backoff = min(max(backoff * 2, 0.1), MAX_BACKOFF_S)
+                    log.exception("loop %s: store error; retrying in %.1fs", self.loop_id, backoff)
+                    self._stop.wait(backoff)
+        finally:
+            self._stop.set()
+            heartbeat.join(timeout=5)
+            self._deregister()
+            log.info("loop %s: stopped", self.loop_id)
+
+    def stop(self) -> None:
+        """Safe from a signal handler: only sets a flag."""
+        self._stop.set()
+
+    def prepare(self) -> None:
+        """Smoke-test the predictor on the example and pick the batch size."""
+        self._run_checked(self.recipe.example)
+        if self.settings.batch_size:
+            log.info("loop %s: batch size fixed at %d", self.loop_id, self.batch_size)
+        else:
+            self.batch_size, self.tuning = tune_batch_size(
+                self._run_checked, self.recipe.example,
+                max_batch_size=self.settings.max_batch_size,
+                max_batch_latency_ms=self.settings.max_batch_latency_ms,
+                min_gain=self.settings.min_tuning_gain,
+            )
+            log.info("loop %s: tuned batch size %d", self.loop_id, self.batch_size)
+        self.store.heartbeat(self.info())
+
+    def _run_checked(self, inputs: list) -> list:
+        outputs = self.recipe.predictor(list(inputs), len(inputs))
+        check_outputs(self.recipe, inputs, outputs)
+        return outputs
+
+    # -- one step -----------------------------------------------------------
+
+    def step(self) -> int:
+        """Serve one batch if there is work; return how many inputs were served."""
+        batch = self.collect_batch()
+        if batch:
+            self.run_batch(batch)
+        return len(batch)
+
+    def collect_batch(self) -> list[QueueItem]:
+        """Take what waits; if the batch is short, wait briefly while more keeps arriving."""
+        lease_s = self.settings.lease_s
+        batch = self.store.claim(self.batch_size, lease_s)
+        if not batch:
+            self.store.wait_for_work(IDLE_WAIT_S)
+            return batch
+        give_up_at = time.monotonic() + self.settings.max_wait_ms / 1000
+        idle_s = self.settings.batch_idle_ms / 1000
+        while len(batch) < self.batch_size:
+            remaining = give_up_at - time.monotonic()
+            if remaining <= 0 or not self.store.wait_for_work(min(idle_s, remaining)):
+                break
+            batch += self.store.claim(self.batch_size - len(batch), lease_s)
+        return batch
+
+    def run_batch(self, batch: list[QueueItem]) -> None:
+        """Predict and store; any failure fails only this batch's requests."""
+        self._in_flight = [item.item_id for item in batch]
+        try:
+            inputs = [unpack(item.payload) for item in batch]
+            try:
+                outputs = self.recipe.predictor(inputs, self.batch_size)
+                check_outputs(self.recipe, inputs, outputs)
+                packed = [pack(output) for output in outputs]
+            except Exception as exc:
+                log.warning("loop %s: batch of %d failed: %s: %s", self.loop_id, len(batch),
+                            type(exc).__name__, exc)
+                self.store.fail(batch, PREDICTOR_FAILED, _describe(exc, self.recipe))
+                return
+            self.store.complete(batch, packed)
+        finally:
+            self._in_flight = []
+
+    # -- heartbeat ----------------------------------------------------------
+
+    def info(self) -> LoopInfo:
+        return LoopInfo(
+            loop_id=self.loop_id, stage=self.stage, pid=os.getpid(), host=socket.gethostname(),
+            batch_size=self.batch_size, started_at=self.started_at, heartbeat_at=self.wall_clock(),
+            tuning=[timing.as_dict() for timing in self.tuning],
+        )
+
+    def _heartbeat_forever(self) -> None:
+        parent = os.getppid()
+        last_sweep = time.monotonic()
+        while not self._stop.wait(self.settings.heartbeat_interval_s):
+            if os.getppid() != parent:
+                log.warning("loop %s: parent process %d is gone; stopping", self.loop_id, parent)
+                self.stop()
+                return
+            try:
+                self.store.heartbeat(self.info())
+                in_flight = self._in_flight
+                if in_flight:
+                    self.store.renew(in_flight, self.settings.lease_s)
+                if time.monotonic() - last_sweep > self.settings.sweep_interval_s:
+                    self.store.sweep()
+                    last_sweep = time.monotonic()
+            except Exception:
+                log.exception("loop %s: heartbeat failed", self.loop_id)
+
+    def _deregister(self) -> None:
+        try:
+            self.store.remove_loop(self.loop_id)
+        except Exception:
+            log.exception("loop %s: could not deregister", self.loop_id)
+
+
+def _describe(exc: BaseException, recipe: Recipe) -> str:
+    if isinstance(exc, (RecipeError, UnstorableError)):
+        return f"{exc}"
+    return f"predictor in {recipe.predictor_file} raised {type(exc).__name__}: {exc}"

@@ -1,0 +1,108 @@
+"""Every knob of fastdeploy, declared once.
+
+Each field becomes an environment variable ``FASTDEPLOY_<FIELD>`` and a click
+option ``--<field>``; ``/meta`` prints the whole object. Units live in the
+names so a value never needs a comment to be read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ENV_PREFIX = "FASTDEPLOY_"
+
+
+def _knob(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # API
+    host: str = _knob("127.0.0.1", "Address the API binds to (0.0.0.0 to serve other machines).")
+    port: int = _knob(8080, "Port the API listens on.")
+    workers: int = _knob(1, "API worker processes (gunicorn, gevent); each serves many connections.")
+    worker_connections: int = _knob(1000, "Concurrent connections per API worker.")
+    max_body_bytes: int = _knob(10 * 1024 * 1024, "Largest request body accepted; larger gets 413.")
+    max_inputs: int = _knob(1024, "Most inputs one request may carry; more gets 413.")
+    timeout_s: float = _knob(60.0, "Default time a /sync request waits for its results before 504.")
+    max_timeout_s: float = _knob(3600.0, "Largest per-request 'timeout' a client may ask for.")
+    retry_after_s: int = _knob(1, "Retry-After seconds sent with 503 when the queue is full.")
+    # queue
+    store_dir: str = _knob("", "Folder of the embedded queue; empty means /dev/shm/fastdeploy/<recipe>.")
+    max_queue_length: int = _knob(10000, "Most inputs waiting or running at once; past it /sync and /async get 503.")
+    result_ttl_s: float = _knob(3600.0, "How long a finished result stays retrievable.")
+    lease_s: float = _knob(30.0, "A claimed batch not renewed for this long is claimed again (its loop died).")
+    max_attempts: int = _knob(3, "Claims of one input before it is failed as poison (its loop kept dying).")
+    sweep_interval_s: float = _knob(10.0, "How often the loop deletes expired results.")
+    # loop
+    loops: int = _knob(1, "Loop processes started by --run; all share one queue.")
+    batch_size: int = _knob(0, "Fixed batch size; 0 tunes it at startup from measured timings.")
+    max_batch_size: int = _knob(128, "Largest batch size the tuner tries.")
+    max_batch_latency_ms: float = _knob(1000.0, "The tuner never picks a batch slower than this.")
+    min_tuning_gain: float = _knob(0.1, "The tuner stops growing the batch when throughput gains less than this.")
+    max_wait_ms: float = _knob(10.0, "Longest a short batch waits for more inputs before it runs.")
+    batch_idle_ms: float = _knob(1.0, "A short batch stops waiting once no input arrived for this long.")
+    heartbeat_interval_s: float = _knob(1.0, "How often a loop reports itself alive and renews its leases.")
+    loop_stale_s: float = _knob(10.0, "A loop silent this long no longer counts for /ready.")
+    # webhooks
+    webhook_secret: str = _knob("", "Key for the HMAC-SHA256 signature of webhook deliveries; empty: unsigned.")
+    webhook_max_attempts: int = _knob(5, "Deliveries tried per webhook before it is recorded as failed.")
+    webhook_timeout_s: float = _knob(10.0, "Time one webhook delivery may take.")
+    webhook_backoff_s: float = _knob(1.0, "Wait before the first webhook retry; doubles each attempt.")
+    # process
+    graceful_timeout_s: float = _knob(30.0, "On SIGTERM, time given to finish running work before a kill.")
+    log_level: str = _knob("info", "Logging level: debug, info, warning or error.")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", "float") and value < 0:
+                raise ValueError(f"{f.name} is {value}; it must be 0 or more ({ENV_PREFIX}{f.name.upper()})")
+        for name in ("port", "workers", "worker_connections", "max_body_bytes", "max_inputs",
+                     "max_queue_length", "loops", "max_batch_size", "max_attempts",
+                     "webhook_max_attempts", "lease_s", "timeout_s", "heartbeat_interval_s"):
+            if getattr(self, name) == 0:
+                raise ValueError(f"{name} is 0; it must be at least 1 ({ENV_PREFIX}{name.upper()})")
+        if self.batch_size > self.max_batch_size:
+            raise ValueError(
+                f"batch_size {self.batch_size} is above max_batch_size {self.max_batch_size}; "
+                f"raise {ENV_PREFIX}MAX_BATCH_SIZE or lower {ENV_PREFIX}BATCH_SIZE"
+            )
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from ``FASTDEPLOY_*`` variables; explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = parse_value(f, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that recreates these settings in a child process."""
+        return {ENV_PREFIX + k.upper(): str(v) for k, v in dataclasses.asdict(self).items()}
+
+    def public(self) -> dict[str, Any]:
+        """Settings safe to show on /meta: secrets are masked."""
+        shown = dataclasses.asdict(self)
+        if shown["webhook_secret"]:
+            shown["webhook_secret"] = "***"
+        return shown
+
+
+def parse_value(f: dataclasses.Field, raw: str) -> Any:
+    """Turn an environment string into the field's type, naming the variable on failure."""
+    kind = {"int": int, "float": float, "str": str}[f.type]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}") from None

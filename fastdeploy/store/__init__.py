@@ -1,0 +1,30 @@
+"""Queue and results between the API and the loops; see base.Store for the contract."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from fastdeploy.settings import Settings
+from fastdeploy.store.base import Store
+
+
+def default_store_dir(recipe_name: str) -> Path:
+    """tmpfs when the machine has it, so the queue never waits on a disk."""
+    shm = Path("/dev/shm")
+    root = shm if shm.is_dir() else Path(tempfile.gettempdir())
+    return root / "fastdeploy" / recipe_name
+
+
+def open_store(settings: Settings, recipe_name: str) -> Store:
+    """The store that API and loops of one recipe share."""
+    from fastdeploy.store.local import LocalStore
+
+    folder = Path(settings.store_dir) if settings.store_dir else default_store_dir(recipe_name)
+    return LocalStore(
+        folder,
+        max_queue_length=settings.max_queue_length,
+        max_attempts=settings.max_attempts,
+        result_ttl_s=settings.result_ttl_s,
+        loop_stale_s=settings.loop_stale_s,
+    )

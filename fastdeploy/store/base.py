@@ -1,0 +1,170 @@
+"""The contract between the API and the loops: a queue of inputs and a table of results.
+
+Every backend (embedded SQLite, Redis) implements ``Store`` and passes the same
+contract tests. Payloads cross the store as bytes (see ``codec``), so a backend
+never needs to understand what a predictor takes or returns.
+
+Delivery is at-least-once: a claimed item carries a lease, and an item whose
+lease ran out (its loop died) is claimed again, up to ``max_attempts``; the
+first completion of an item wins, so no request is answered twice.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+PENDING = "pending"
+DONE = "done"
+FAILED = "failed"
+
+# Failure codes a store records; the API maps them to HTTP statuses.
+PREDICTOR_FAILED = "predictor_failed"
+DEADLINE_EXCEEDED = "deadline_exceeded"
+ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+
+
+class QueueFullError(Exception):
+    def __init__(self, queued: int, asked: int, limit: int) -> None:
+        super().__init__(f"{queued} inputs queued, {asked} more asked; the limit is {limit}")
+        self.queued, self.asked, self.limit = queued, asked, limit
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One input of one request, as a loop claims it."""
+
+    item_id: int
+    request_id: str
+    index: int
+    payload: bytes
+    attempts: int
+    deadline: float | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Webhook:
+    url: str
+    status: str | None = None  # None until the request finishes, then pending | delivered | failed
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    request_id: str
+    status: str  # PENDING | DONE | FAILED
+    outputs: list[bytes] | None
+    failure: Failure | None
+    created_at: float
+    first_claimed_at: float | None
+    finished_at: float | None
+    webhook: Webhook | None = None
+
+
+@dataclass(frozen=True)
+class WebhookJob:
+    """A finished request whose webhook is due for a delivery attempt."""
+
+    request_id: str
+    url: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class LoopInfo:
+    """What a loop reports about itself; /ready and /meta read these."""
+
+    loop_id: str
+    stage: int
+    pid: int
+    host: str
+    batch_size: int
+    started_at: float
+    heartbeat_at: float
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Store(abc.ABC):
+    """Queue plus results. All methods are safe across threads and processes."""
+
+    @abc.abstractmethod
+    def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
+                webhook_url: str | None = None) -> None:
+        """Queue all inputs of a request atomically; raise QueueFullError past the limit."""
+
+    @abc.abstractmethod
+    def claim(self, max_items: int, lease_s: float) -> list[QueueItem]:
+        """Take up to max_items queued inputs, oldest first, leased for lease_s.
+
+        Also re-queues inputs whose lease ran out, fails those past max_attempts,
+        and fails queued inputs whose deadline passed, so their slots go to live work.
+        """
+
+    @abc.abstractmethod
+    def renew(self, item_ids: list[int], lease_s: float) -> None:
+        """Extend the lease of inputs still being predicted."""
+
+    @abc.abstractmethod
+    def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
+        """Store one output per item; a request finishes when all its inputs have one."""
+
+    @abc.abstractmethod
+    def fail(self, items: list[QueueItem], code: str, message: str) -> None:
+        """Fail the requests these items belong to; their other inputs are not predicted."""
+
+    @abc.abstractmethod
+    def result(self, request_id: str) -> RequestResult | None:
+        """The request's state, or None when unknown or expired."""
+
+    @abc.abstractmethod
+    def finished(self, request_ids: list[str]) -> set[str]:
+        """Which of these requests are done or failed (cheap: for waiters)."""
+
+    @abc.abstractmethod
+    def queue_length(self) -> int:
+        """Inputs queued or being predicted."""
+
+    @abc.abstractmethod
+    def result_signal(self) -> int:
+        """A value that changes whenever a request finishes; cheap enough to poll often."""
+
+    @abc.abstractmethod
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block until inputs may have been queued (True) or timeout_s passed (False)."""
+
+    @abc.abstractmethod
+    def heartbeat(self, info: LoopInfo) -> None:
+        """Record that a loop is alive."""
+
+    @abc.abstractmethod
+    def remove_loop(self, loop_id: str) -> None:
+        """Forget a loop that stopped cleanly."""
+
+    @abc.abstractmethod
+    def loops(self) -> list[LoopInfo]:
+        """Every loop that reported itself, newest heartbeat first."""
+
+    @abc.abstractmethod
+    def due_webhooks(self, limit: int, lease_s: float) -> list[WebhookJob]:
+        """Claim webhook deliveries that are due; a claimed one is not handed out again for lease_s."""
+
+    @abc.abstractmethod
+    def record_webhook(self, request_id: str, *, delivered: bool, error: str | None,
+                       retry_at: float | None) -> None:
+        """Record a delivery attempt; retry_at schedules another, None ends the webhook."""
+
+    @abc.abstractmethod
+    def sweep(self) -> int:
+        """Delete results past their lifetime and dead loops' records; return requests deleted."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and handles."""

@@ -1,0 +1,385 @@
+"""The embedded store: one SQLite file in WAL mode on tmpfs, shared by every process of a recipe.
+
+Done the diskcache way: one connection per process (re-opened after a fork),
+explicit ``BEGIN IMMEDIATE`` transactions that roll back on any exception,
+and retries only for "database is locked". Retries sleep in Python rather
+than in SQLite's busy handler, so a gevent API worker yields to its other
+greenlets instead of freezing while another process holds the write lock.
+
+Waiters do not poll the database: ``SharedCounters`` beside it tells them
+when work was queued or a result written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import orjson
+
+from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
+                                   Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
+                                   Store, Webhook, WebhookJob)
+from fastdeploy.store.signal import SharedCounters
+
+log = logging.getLogger(__name__)
+
+QUEUED, CLAIMED, ITEM_DONE, ITEM_FAILED = 0, 1, 2, 3
+LOCK_RETRY_LIMIT_S = 30.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    n_items INTEGER NOT NULL,
+    n_finished INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    error_message TEXT,
+    created_at REAL NOT NULL,
+    first_claimed_at REAL,
+    finished_at REAL,
+    expires_at REAL,
+    webhook_url TEXT,
+    webhook_status TEXT,
+    webhook_attempts INTEGER NOT NULL DEFAULT 0,
+    webhook_due_at REAL,
+    webhook_error TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_expiry ON requests(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS requests_webhooks ON requests(webhook_due_at) WHERE webhook_status = 'pending';
+CREATE TABLE IF NOT EXISTS items (
+    item_id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    payload BLOB,
+    output BLOB,
+    deadline REAL,
+    lease_until REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS items_queued ON items(item_id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS items_deadline ON items(deadline) WHERE status = 0 AND deadline IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_leases ON items(lease_until) WHERE status = 1;
+CREATE INDEX IF NOT EXISTS items_request ON items(request_id, idx);
+CREATE TABLE IF NOT EXISTS loops (
+    loop_id TEXT PRIMARY KEY,
+    heartbeat_at REAL NOT NULL,
+    info BLOB NOT NULL
+);
+"""
+
+
+class LocalStore(Store):
+    def __init__(self, folder: Path, *, max_queue_length: int = 10000, max_attempts: int = 3,
+                 result_ttl_s: float = 3600.0, loop_stale_s: float = 10.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "queue.db"
+        self.max_queue_length = max_queue_length
+        self.max_attempts = max_attempts
+        self.result_ttl_s = result_ttl_s
+        self.loop_stale_s = loop_stale_s
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._pid = -1
+        self._conn: sqlite3.Connection | None = None
+        self._counters: SharedCounters | None = None
+        self._work_seen = 0
+        with self._transaction() as db:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+
+    # -- connection -----------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """One connection per process; a forked child must not reuse its parent's."""
+        if self._pid != os.getpid():
+            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA busy_timeout=0")
+            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
+            self._conn.execute("PRAGMA synchronous=NORMAL")  # tmpfs: durability is the process's, not the disk's
+            self._counters = SharedCounters(self.folder / "signals", ("work", "results"))
+            self._work_seen = self._counters.read("work")
+            self._pid = os.getpid()
+        return self._conn
+
+    @property
+    def counters(self) -> SharedCounters:
+        self._connection()
+        return self._counters
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, retried while another process holds the lock."""
+        with self._lock:
+            db = self._connection()
+            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            return self._connection().execute(sql, params).fetchall()
+
+    # -- queue ------------------------------------------------------------
+
+    def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
+                webhook_url: str | None = None) -> None:
+        now = self.clock()
+        with self._transaction() as db:
+            queued = _count_unfinished(db)
+            if queued + len(payloads) > self.max_queue_length:
+                raise QueueFullError(queued, len(payloads), self.max_queue_length)
+            db.execute(
+                "INSERT INTO requests (request_id, n_items, status, created_at, webhook_url) VALUES (?, ?, ?, ?, ?)",
+                (request_id, len(payloads), PENDING, now, webhook_url),
+            )
+            db.executemany(
+                "INSERT INTO items (request_id, idx, status, payload, deadline) VALUES (?, ?, 0, ?, ?)",
+                [(request_id, i, payload, deadline) for i, payload in enumerate(payloads)],
+            )
+        self.counters.bump("work")
+
+    def claim(self, max_items: int, lease_s: float) -> list[QueueItem]:
+        now = self.clock()
+        with self._transaction() as db:
+            self._requeue_expired_leases(db, now)
+            self._fail_past_deadline(db, now)
+            rows = db.execute(
+                "SELECT item_id, request_id, idx, payload, attempts, deadline FROM items "
+                "WHERE status = 0 ORDER BY item_id LIMIT ?",
+                (max_items,),
+            ).fetchall()
+            if not rows:
+                return []
+            db.executemany(
+                "UPDATE items SET status = 1, lease_until = ?, attempts = attempts + 1 WHERE item_id = ?",
+                [(now + lease_s, row[0]) for row in rows],
+            )
+            db.executemany(
+                "UPDATE requests SET first_claimed_at = ? WHERE request_id = ? AND first_claimed_at IS NULL",
+                [(now, request_id) for request_id in {row[1] for row in rows}],
+            )
+        return [QueueItem(item_id=r[0], request_id=r[1], index=r[2], payload=r[3], attempts=r[4] + 1,
+                          deadline=r[5]) for r in rows]
+
+    def _requeue_expired_leases(self, db: sqlite3.Connection, now: float) -> None:
+        expired = db.execute(
+            "SELECT item_id, request_id, attempts FROM items WHERE status = 1 AND lease_until < ?", (now,)
+        ).fetchall()
+        for item_id, request_id, attempts in expired:
+            if attempts >= self.max_attempts:
+                message = (f"input {item_id} was claimed {attempts} times by loops that did not finish it "
+                           f"(crashed or killed); giving up (FASTDEPLOY_MAX_ATTEMPTS={self.max_attempts})")
+                self._fail_request(db, request_id, ATTEMPTS_EXHAUSTED, message, now)
+            else:
+                log.warning("store: lease of input %s (request %s) expired; queued again", item_id, request_id)
+                db.execute("UPDATE items SET status = 0, lease_until = NULL WHERE item_id = ?", (item_id,))
+
+    def _fail_past_deadline(self, db: sqlite3.Connection, now: float) -> None:
+        late = db.execute(
+            "SELECT DISTINCT request_id FROM items WHERE status = 0 AND deadline IS NOT NULL AND deadline < ?",
+            (now,),
+        ).fetchall()
+        for (request_id,) in late:
+            self._fail_request(db, request_id, DEADLINE_EXCEEDED,
+                               "the request's timeout passed before a loop could take it; not predicted", now)
+
+    def renew(self, item_ids: list[int], lease_s: float) -> None:
+        lease_until = self.clock() + lease_s
+        with self._transaction() as db:
+            db.executemany("UPDATE items SET lease_until = ? WHERE item_id = ? AND status = 1",
+                           [(lease_until, item_id) for item_id in item_ids])
+
+    def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
+        now = self.clock()
+        stored: Counter[str] = Counter()
+        with self._transaction() as db:
+            for item, output in zip(items, outputs, strict=True):
+                cursor = db.execute(
+                    "UPDATE items SET status = 2, output = ?, payload = NULL, lease_until = NULL "
+                    "WHERE item_id = ? AND status < 2",
+                    (output, item.item_id),
+                )
+                stored[item.request_id] += cursor.rowcount
+            for request_id, count in stored.items():
+                db.execute(
+                    "UPDATE requests SET n_finished = n_finished + ? WHERE request_id = ? AND status = ?",
+                    (count, request_id, PENDING),
+                )
+            db.executemany(
+                "UPDATE requests SET status = ?, finished_at = ?, expires_at = ?, "
+                "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
+                "WHERE request_id = ? AND status = ? AND n_finished >= n_items",
+                [(DONE, now, now + self.result_ttl_s, now, request_id, PENDING) for request_id in stored],
+            )
+        self.counters.bump("results")
+
+    def fail(self, items: list[QueueItem], code: str, message: str) -> None:
+        now = self.clock()
+        with self._transaction() as db:
+            for request_id in {item.request_id for item in items}:
+                self._fail_request(db, request_id, code, message, now)
+        self.counters.bump("results")
+
+    def _fail_request(self, db: sqlite3.Connection, request_id: str, code: str, message: str,
+                      now: float) -> None:
+        cursor = db.execute(
+            "UPDATE requests SET status = ?, error_code = ?, error_message = ?, finished_at = ?, expires_at = ?, "
+            "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
+            "WHERE request_id = ? AND status = ?",
+            (FAILED, code, message, now, now + self.result_ttl_s, now, request_id, PENDING),
+        )
+        if cursor.rowcount:
+            db.execute("UPDATE items SET status = 3, payload = NULL, lease_until = NULL "
+                       "WHERE request_id = ? AND status < 2", (request_id,))
+
+    # -- results ----------------------------------------------------------
+
+    def result(self, request_id: str) -> RequestResult | None:
+        with self._lock:
+            db = self._connection()
+            db.execute("BEGIN")  # one snapshot for the request row and its outputs
+            try:
+                row = db.execute(
+                    "SELECT status, error_code, error_message, created_at, first_claimed_at, finished_at, "
+                    "expires_at, webhook_url, webhook_status, webhook_attempts, webhook_error "
+                    "FROM requests WHERE request_id = ?",
+                    (request_id,),
+                ).fetchone()
+                outputs = None
+                if row is not None and row[0] == DONE:
+                    outputs = [r[0] for r in db.execute(
+                        "SELECT output FROM items WHERE request_id = ? ORDER BY idx", (request_id,))]
+            finally:
+                db.execute("COMMIT")
+        if row is None or (row[6] is not None and row[6] < self.clock()):
+            return None
+        status, code, message, created, claimed, finished, _, url, hook_status, hook_attempts, hook_error = row
+        return RequestResult(
+            request_id=request_id,
+            status=status,
+            outputs=outputs,
+            failure=Failure(code, message) if status == FAILED else None,
+            created_at=created,
+            first_claimed_at=claimed,
+            finished_at=finished,
+            webhook=Webhook(url, hook_status, hook_attempts, hook_error) if url else None,
+        )
+
+    def finished(self, request_ids: list[str]) -> set[str]:
+        if not request_ids:
+            return set()
+        marks = ",".join("?" * len(request_ids))
+        rows = self._read(f"SELECT request_id FROM requests WHERE request_id IN ({marks}) AND status != ?",
+                          [*request_ids, PENDING])
+        return {row[0] for row in rows}
+
+    def queue_length(self) -> int:
+        with self._lock:
+            return _count_unfinished(self._connection())
+
+    def result_signal(self) -> int:
+        return self.counters.read("results")
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        changed = self.counters.wait_for_change("work", self._work_seen, timeout_s)
+        self._work_seen = self.counters.read("work")
+        return changed
+
+    # -- loops --------------------------------------------------------------
+
+    def heartbeat(self, info: LoopInfo) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO loops (loop_id, heartbeat_at, info) VALUES (?, ?, ?)",
+                       (info.loop_id, info.heartbeat_at, orjson.dumps(dataclasses.asdict(info))))
+
+    def remove_loop(self, loop_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM loops WHERE loop_id = ?", (loop_id,))
+
+    def loops(self) -> list[LoopInfo]:
+        rows = self._read("SELECT info FROM loops ORDER BY heartbeat_at DESC")
+        return [LoopInfo(**orjson.loads(row[0])) for row in rows]
+
+    # -- webhooks -----------------------------------------------------------
+
+    def due_webhooks(self, limit: int, lease_s: float) -> list[WebhookJob]:
+        now = self.clock()
+        with self._transaction() as db:
+            rows = db.execute(
+                "SELECT request_id, webhook_url, webhook_attempts FROM requests "
+                "WHERE webhook_status = 'pending' AND webhook_due_at <= ? ORDER BY webhook_due_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany("UPDATE requests SET webhook_due_at = ? WHERE request_id = ?",
+                           [(now + lease_s, row[0]) for row in rows])
+        return [WebhookJob(request_id=r[0], url=r[1], attempts=r[2]) for r in rows]
+
+    def record_webhook(self, request_id: str, *, delivered: bool, error: str | None,
+                       retry_at: float | None) -> None:
+        status = "delivered" if delivered else ("pending" if retry_at is not None else "failed")
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE requests SET webhook_status = ?, webhook_attempts = webhook_attempts + 1, "
+                "webhook_error = ?, webhook_due_at = ? WHERE request_id = ?",
+                (status, error, retry_at, request_id),
+            )
+
+    # -- housekeeping -------------------------------------------------------
+
+    def sweep(self) -> int:
+        now = self.clock()
+        with self._transaction() as db:
+            expired = [row[0] for row in db.execute(
+                "SELECT request_id FROM requests WHERE expires_at IS NOT NULL AND expires_at < ? "
+                "AND (webhook_status IS NULL OR webhook_status != 'pending')", (now,))]
+            db.executemany("DELETE FROM items WHERE request_id = ?", [(r,) for r in expired])
+            db.executemany("DELETE FROM requests WHERE request_id = ?", [(r,) for r in expired])
+            db.execute("DELETE FROM loops WHERE heartbeat_at < ?", (now - 10 * self.loop_stale_s,))
+        if expired:
+            log.info("store: swept %d expired results", len(expired))
+        return len(expired)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+                self._counters.close()
+            self._conn, self._counters, self._pid = None, None, -1
+
+
+def _retry_locked(statement: Callable[[], object]) -> None:
+    """Run a statement that takes the write lock, sleeping in Python while another process holds it."""
+    pause, waited = 0.0001, 0.0
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or waited > LOCK_RETRY_LIMIT_S:
+                raise
+        time.sleep(pause)
+        waited += pause
+        pause = min(pause * 2, 0.005)
+
+
+def _count_unfinished(db: sqlite3.Connection) -> int:
+    return db.execute(
+        "SELECT (SELECT COUNT(*) FROM items WHERE status = 0) + (SELECT COUNT(*) FROM items WHERE status = 1)"
+    ).fetchone()[0]

@@ -1,0 +1,1 @@
+example = ["hello", {"any": "json"}, [1, 2, 3], 4.5]

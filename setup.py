@@ -1,0 +1,28 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="fastdeploy",
+    version="0.1.0",
+    description="Serve any deep-learning inference pipeline with batching, a tmpfs queue and a falcon/gevent API.",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["fastdeploy", "fastdeploy.*"]),
+    install_requires=[
+        "click>=8.1",
+        "falcon>=4.0",
+        "gevent>=24.2",
+        "gunicorn>=22.0",
+        "msgpack>=1.0",
+        "orjson>=3.9",
+        "requests>=2.31",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "hypothesis>=6.100"],
+        "torch": ["torch==2.13.0"],
+        "tensorflow": ["tensorflow-cpu"],
+    },
+    entry_points={"console_scripts": ["fastdeploy=fastdeploy.cli:main"]},
+)
