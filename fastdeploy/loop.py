@@ -44,6 +44,7 @@ class Loop:
         self.started_at = wall_clock()
         self._stop = threading.Event()
         self._in_flight: list[int] = []
+        self._last_batch_len = 0
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -107,11 +108,20 @@ class Loop:
         return len(batch)
 
     def collect_batch(self) -> list[QueueItem]:
-        """Take what waits; if the batch is short, wait briefly while more keeps arriving."""
+        """Take what waits; if the batch is short, wait briefly while more keeps arriving.
+
+        Waiting only pays when requests come concurrently, so a loop whose last
+        batch held a single input (one caller at a time) runs at once and adds
+        no latency; under concurrent load it gathers for up to max_wait_ms.
+        """
         lease_s = self.settings.lease_s
         batch = self.store.claim(self.batch_size, lease_s)
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S)
+            return batch
+        gather = self._last_batch_len > 1
+        self._last_batch_len = len(batch)
+        if not gather:
             return batch
         give_up_at = time.monotonic() + self.settings.max_wait_ms / 1000
         idle_s = self.settings.batch_idle_ms / 1000
@@ -120,6 +130,7 @@ class Loop:
             if remaining <= 0 or not self.store.wait_for_work(min(idle_s, remaining)):
                 break
             batch += self.store.claim(self.batch_size - len(batch), lease_s)
+        self._last_batch_len = len(batch)
         return batch
 
     def run_batch(self, batch: list[QueueItem]) -> None:

@@ -133,12 +133,12 @@ class Store(abc.ABC):
         """Inputs queued or being predicted."""
 
     @abc.abstractmethod
-    def result_signal(self) -> int:
-        """A value that changes whenever a request finishes; cheap enough to poll often."""
+    def wait_for_results(self, timeout_s: float) -> bool:
+        """Block until a request may have finished since the last call (True) or timeout_s passed."""
 
     @abc.abstractmethod
     def wait_for_work(self, timeout_s: float) -> bool:
-        """Block until inputs may have been queued (True) or timeout_s passed (False)."""
+        """Block until inputs may have been queued since the last call (True) or timeout_s passed."""
 
     @abc.abstractmethod
     def heartbeat(self, info: LoopInfo) -> None:

@@ -6,8 +6,8 @@ and retries only for "database is locked". Retries sleep in Python rather
 than in SQLite's busy handler, so a gevent API worker yields to its other
 greenlets instead of freezing while another process holds the write lock.
 
-Waiters do not poll the database: ``SharedCounters`` beside it tells them
-when work was queued or a result written.
+Waiters do not poll the database: ``Doorbells`` beside it wake them when
+work was queued or a result written.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import orjson
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
                                    Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
                                    Store, Webhook, WebhookJob)
-from fastdeploy.store.signal import SharedCounters
+from fastdeploy.store.doorbell import Bell, Doorbells
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,8 @@ class LocalStore(Store):
         self._lock = threading.RLock()
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
-        self._counters: SharedCounters | None = None
-        self._work_seen = 0
+        self._doorbells: Doorbells | None = None
+        self._bells: dict[str, Bell] = {}
         with self._transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -109,15 +109,20 @@ class LocalStore(Store):
             self._conn.execute("PRAGMA busy_timeout=0")
             _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
             self._conn.execute("PRAGMA synchronous=NORMAL")  # tmpfs: durability is the process's, not the disk's
-            self._counters = SharedCounters(self.folder / "signals", ("work", "results"))
-            self._work_seen = self._counters.read("work")
+            self._doorbells, self._bells = Doorbells(self.folder), {}
             self._pid = os.getpid()
         return self._conn
 
     @property
-    def counters(self) -> SharedCounters:
+    def doorbells(self) -> Doorbells:
         self._connection()
-        return self._counters
+        return self._doorbells
+
+    def _wait_for_ring(self, role: str, timeout_s: float) -> bool:
+        bell = self._bells.get(role)
+        if bell is None:
+            bell = self._bells[role] = self.doorbells.listen(role)
+        return bell.wait(timeout_s)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -153,45 +158,52 @@ class LocalStore(Store):
                 "INSERT INTO items (request_id, idx, status, payload, deadline) VALUES (?, ?, 0, ?, ?)",
                 [(request_id, i, payload, deadline) for i, payload in enumerate(payloads)],
             )
-        self.counters.bump("work")
+        self.doorbells.ring("work")
 
     def claim(self, max_items: int, lease_s: float) -> list[QueueItem]:
         now = self.clock()
         with self._transaction() as db:
-            self._requeue_expired_leases(db, now)
-            self._fail_past_deadline(db, now)
+            failed = self._requeue_expired_leases(db, now) + self._fail_past_deadline(db, now)
             rows = db.execute(
                 "SELECT item_id, request_id, idx, payload, attempts, deadline FROM items "
                 "WHERE status = 0 ORDER BY item_id LIMIT ?",
                 (max_items,),
             ).fetchall()
-            if not rows:
-                return []
-            db.executemany(
-                "UPDATE items SET status = 1, lease_until = ?, attempts = attempts + 1 WHERE item_id = ?",
-                [(now + lease_s, row[0]) for row in rows],
-            )
-            db.executemany(
-                "UPDATE requests SET first_claimed_at = ? WHERE request_id = ? AND first_claimed_at IS NULL",
-                [(now, request_id) for request_id in {row[1] for row in rows}],
-            )
+            if rows:
+                self._lease(db, rows, now, lease_s)
+        if failed:
+            self.doorbells.ring("results")
         return [QueueItem(item_id=r[0], request_id=r[1], index=r[2], payload=r[3], attempts=r[4] + 1,
                           deadline=r[5]) for r in rows]
 
-    def _requeue_expired_leases(self, db: sqlite3.Connection, now: float) -> None:
+    def _lease(self, db: sqlite3.Connection, rows: list[tuple], now: float, lease_s: float) -> None:
+        db.executemany(
+            "UPDATE items SET status = 1, lease_until = ?, attempts = attempts + 1 WHERE item_id = ?",
+            [(now + lease_s, row[0]) for row in rows],
+        )
+        db.executemany(
+            "UPDATE requests SET first_claimed_at = ? WHERE request_id = ? AND first_claimed_at IS NULL",
+            [(now, request_id) for request_id in {row[1] for row in rows}],
+        )
+
+    def _requeue_expired_leases(self, db: sqlite3.Connection, now: float) -> int:
+        """Queue again the inputs of loops that died; fail those claimed too often. Returns failures."""
         expired = db.execute(
             "SELECT item_id, request_id, attempts FROM items WHERE status = 1 AND lease_until < ?", (now,)
         ).fetchall()
+        failed = 0
         for item_id, request_id, attempts in expired:
             if attempts >= self.max_attempts:
+                failed += 1
                 message = (f"input {item_id} was claimed {attempts} times by loops that did not finish it "
                            f"(crashed or killed); giving up (FASTDEPLOY_MAX_ATTEMPTS={self.max_attempts})")
                 self._fail_request(db, request_id, ATTEMPTS_EXHAUSTED, message, now)
             else:
                 log.warning("store: lease of input %s (request %s) expired; queued again", item_id, request_id)
                 db.execute("UPDATE items SET status = 0, lease_until = NULL WHERE item_id = ?", (item_id,))
+        return failed
 
-    def _fail_past_deadline(self, db: sqlite3.Connection, now: float) -> None:
+    def _fail_past_deadline(self, db: sqlite3.Connection, now: float) -> int:
         late = db.execute(
             "SELECT DISTINCT request_id FROM items WHERE status = 0 AND deadline IS NOT NULL AND deadline < ?",
             (now,),
@@ -199,6 +211,7 @@ class LocalStore(Store):
         for (request_id,) in late:
             self._fail_request(db, request_id, DEADLINE_EXCEEDED,
                                "the request's timeout passed before a loop could take it; not predicted", now)
+        return len(late)
 
     def renew(self, item_ids: list[int], lease_s: float) -> None:
         lease_until = self.clock() + lease_s
@@ -228,14 +241,14 @@ class LocalStore(Store):
                 "WHERE request_id = ? AND status = ? AND n_finished >= n_items",
                 [(DONE, now, now + self.result_ttl_s, now, request_id, PENDING) for request_id in stored],
             )
-        self.counters.bump("results")
+        self.doorbells.ring("results")
 
     def fail(self, items: list[QueueItem], code: str, message: str) -> None:
         now = self.clock()
         with self._transaction() as db:
             for request_id in {item.request_id for item in items}:
                 self._fail_request(db, request_id, code, message, now)
-        self.counters.bump("results")
+        self.doorbells.ring("results")
 
     def _fail_request(self, db: sqlite3.Connection, request_id: str, code: str, message: str,
                       now: float) -> None:
@@ -294,13 +307,11 @@ class LocalStore(Store):
         with self._lock:
             return _count_unfinished(self._connection())
 
-    def result_signal(self) -> int:
-        return self.counters.read("results")
+    def wait_for_results(self, timeout_s: float) -> bool:
+        return self._wait_for_ring("results", timeout_s)
 
     def wait_for_work(self, timeout_s: float) -> bool:
-        changed = self.counters.wait_for_change("work", self._work_seen, timeout_s)
-        self._work_seen = self.counters.read("work")
-        return changed
+        return self._wait_for_ring("work", timeout_s)
 
     # -- loops --------------------------------------------------------------
 
@@ -360,8 +371,10 @@ class LocalStore(Store):
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
-                self._counters.close()
-            self._conn, self._counters, self._pid = None, None, -1
+                self._doorbells.close()
+                for bell in self._bells.values():
+                    bell.close()
+            self._conn, self._doorbells, self._bells, self._pid = None, None, {}, -1
 
 
 def _retry_locked(statement: Callable[[], object]) -> None:
