@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from fastdeploy.store.base import Store
 
@@ -30,7 +31,7 @@ class ResultWaiter:
         event = threading.Event()
         with self._lock:
             self._events[request_id] = event
-            if self._poller is None or not self._poller.is_alive():
+            if self._poller is None:
                 self._poller = threading.Thread(target=self._poll_forever, name="result-waiter", daemon=True)
                 self._poller.start()
         try:
@@ -40,9 +41,18 @@ class ResultWaiter:
                 self._events.pop(request_id, None)
 
     def _poll_forever(self) -> None:
+        """Poll while anyone waits; the next wait() starts a new poller."""
         while True:
+            with self._lock:
+                if not self._events:
+                    self._poller = None
+                    return
             self._release_finished()
-            self.store.wait_for_results(BACKSTOP_S)
+            try:
+                self.store.wait_for_results(BACKSTOP_S)
+            except Exception:
+                log.exception("waiter: waiting for results failed; polling instead")
+                time.sleep(BACKSTOP_S)
 
     def _release_finished(self) -> None:
         with self._lock:

@@ -1,0 +1,111 @@
+"""Shared fixtures: real stores, and real fastdeploy processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from fastdeploy.store.local import LocalStore
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO = ROOT / "recipes" / "echo"
+SLOW = ROOT / "tests" / "data" / "recipes" / "slow"
+FOLDER_MARKERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for marker in FOLDER_MARKERS:
+            if f"{os.sep}{marker}{os.sep}" in str(item.fspath):
+                item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(params=["local"])
+def make_store(request, tmp_path):
+    """Build stores of one backend that share one queue, as API and loop processes do."""
+    stores = []
+
+    def make(**options):
+        store = LocalStore(tmp_path / "store", **options)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A fastdeploy process tree started with its CLI, stopped by pid."""
+
+    def __init__(self, mode: str, recipe: Path, port: int, store_dir: Path, log_path: Path, **settings):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        env = {**os.environ, "FASTDEPLOY_PORT": str(port), "FASTDEPLOY_STORE_DIR": str(store_dir),
+               "FASTDEPLOY_GRACEFUL_TIMEOUT_S": "10"}
+        env.update({f"FASTDEPLOY_{k.upper()}": str(v) for k, v in settings.items()})
+        self.log = open(log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "fastdeploy", f"--{mode}", str(recipe)],
+                                        env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, path: str = "/ready", timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"server alive but not ready after {timeout_s}s:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-5000:]
+
+    def stop(self, timeout_s: float = 20) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_server(tmp_path):
+    """start_server(mode, recipe, **settings) -> Server, ready; every server is stopped after the test."""
+    servers: list[Server] = []
+    store_dir = tmp_path / "queue"
+
+    def start(mode: str = "run", recipe: Path = ECHO, port: int | None = None, ready: str | None = "/ready",
+              **settings) -> Server:
+        server = Server(mode, recipe, port or free_port(), store_dir, tmp_path / f"server-{len(servers)}.log",
+                        **settings)
+        servers.append(server)
+        if ready:
+            server.wait_ready(ready)
+        return server
+
+    yield start
+    for server in reversed(servers):
+        server.stop()

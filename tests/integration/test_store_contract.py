@@ -1,0 +1,243 @@
+"""The store contract, run against every backend through the make_store fixture."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+
+import pytest
+
+from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
+                                   PREDICTOR_FAILED, LoopInfo, QueueFullError)
+from fastdeploy.store.codec import pack, unpack
+from fastdeploy.store.local import LocalStore
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def outputs_of(store, request_id):
+    return [unpack(o) for o in store.result(request_id).outputs]
+
+
+def test_enqueue_claim_complete_keeps_order(make_store):
+    store = make_store()
+    store.enqueue("r1", [pack(x) for x in ["a", "b", "c"]])
+    batch = store.claim(10, lease_s=30)
+    assert [unpack(i.payload) for i in batch] == ["a", "b", "c"]
+    assert store.result("r1").status == PENDING
+    store.complete(list(reversed(batch)), [pack(unpack(i.payload).upper()) for i in reversed(batch)])
+    assert store.result("r1").status == DONE
+    assert outputs_of(store, "r1") == ["A", "B", "C"]
+    assert store.finished(["r1", "unknown"]) == {"r1"}
+
+
+def test_claim_takes_oldest_first_and_respects_max_items(make_store):
+    store = make_store()
+    for n in range(5):
+        store.enqueue(f"r{n}", [pack(n)])
+    assert [i.request_id for i in store.claim(3, 30)] == ["r0", "r1", "r2"]
+    assert [i.request_id for i in store.claim(3, 30)] == ["r3", "r4"]
+    assert store.claim(3, 30) == []
+
+
+def test_request_finishes_only_when_all_inputs_are_done(make_store):
+    store = make_store()
+    store.enqueue("r", [pack(1), pack(2)])
+    first = store.claim(1, 30)
+    store.complete(first, [pack("one")])
+    assert store.result("r").status == PENDING
+    second = store.claim(1, 30)
+    store.complete(second, [pack("two")])
+    assert outputs_of(store, "r") == ["one", "two"]
+
+
+def test_full_queue_refuses_and_accepts_again_once_drained(make_store):
+    store = make_store(max_queue_length=3)
+    store.enqueue("a", [pack(1), pack(2)])
+    with pytest.raises(QueueFullError) as refused:
+        store.enqueue("b", [pack(3), pack(4)])
+    assert refused.value.limit == 3
+    assert store.result("b") is None  # nothing of a refused request is kept
+    assert store.queue_length() == 2
+    batch = store.claim(2, 30)
+    store.complete(batch, [pack(0), pack(0)])
+    store.enqueue("b", [pack(3), pack(4)])
+    assert store.queue_length() == 2
+
+
+def test_expired_lease_is_claimed_again_then_failed_after_max_attempts(make_store):
+    clock = FakeClock()
+    store = make_store(max_attempts=2, clock=clock)
+    store.enqueue("r", [pack("x")])
+    assert store.claim(1, lease_s=5)[0].attempts == 1
+    clock.now += 4
+    assert store.claim(1, lease_s=5) == []  # lease still held
+    clock.now += 2
+    again = store.claim(1, lease_s=5)
+    assert [i.attempts for i in again] == [2]
+    clock.now += 6
+    assert store.claim(1, lease_s=5) == []
+    result = store.result("r")
+    assert result.status == FAILED
+    assert result.failure.code == ATTEMPTS_EXHAUSTED
+    assert "FASTDEPLOY_MAX_ATTEMPTS" in result.failure.message
+
+
+def test_renewed_lease_is_not_claimed_again(make_store):
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    store.enqueue("r", [pack(1)])
+    batch = store.claim(1, lease_s=5)
+    clock.now += 4
+    store.renew([i.item_id for i in batch], lease_s=5)
+    clock.now += 4
+    assert store.claim(1, lease_s=5) == []
+
+
+def test_first_completion_wins(make_store):
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    store.enqueue("r", [pack(1)])
+    slow = store.claim(1, lease_s=1)
+    clock.now += 2
+    fast = store.claim(1, lease_s=1)
+    store.complete(fast, [pack("fast")])
+    store.complete(slow, [pack("slow")])
+    assert outputs_of(store, "r") == ["fast"]
+
+
+def test_past_deadline_inputs_are_failed_not_claimed(make_store):
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    store.enqueue("late", [pack(1)], deadline=clock.now + 1)
+    store.enqueue("live", [pack(2)], deadline=clock.now + 100)
+    clock.now += 2
+    assert [i.request_id for i in store.claim(10, 30)] == ["live"]
+    late = store.result("late")
+    assert (late.status, late.failure.code) == (FAILED, DEADLINE_EXCEEDED)
+
+
+def test_fail_fails_the_whole_request_and_drops_its_other_inputs(make_store):
+    store = make_store()
+    store.enqueue("r", [pack(1), pack(2)])
+    first = store.claim(1, 30)
+    store.fail(first, PREDICTOR_FAILED, "boom")
+    assert store.claim(10, 30) == []
+    assert store.queue_length() == 0
+    assert store.result("r").failure.message == "boom"
+
+
+def test_results_expire_and_are_swept(make_store):
+    clock = FakeClock()
+    store = make_store(result_ttl_s=10, clock=clock)
+    store.enqueue("r", [pack(1)])
+    store.complete(store.claim(1, 30), [pack(1)])
+    clock.now += 5
+    assert store.sweep() == 0
+    assert store.result("r").status == DONE
+    clock.now += 6
+    assert store.result("r") is None
+    assert store.sweep() == 1
+
+
+def test_webhook_is_due_once_finished_and_retried_until_delivered(make_store):
+    clock = FakeClock()
+    store = make_store(clock=clock)
+    store.enqueue("r", [pack(1)], webhook_url="http://127.0.0.1:9/hook")
+    assert store.due_webhooks(10, lease_s=30) == []
+    store.complete(store.claim(1, 30), [pack(1)])
+    jobs = store.due_webhooks(10, lease_s=30)
+    assert [(j.request_id, j.attempts) for j in jobs] == [("r", 0)]
+    assert store.due_webhooks(10, lease_s=30) == []  # claimed by the first sender
+    store.record_webhook("r", delivered=False, error="refused", retry_at=clock.now + 1)
+    clock.now += 2
+    assert [j.attempts for j in store.due_webhooks(10, lease_s=30)] == [1]
+    store.record_webhook("r", delivered=True, error=None, retry_at=None)
+    assert store.result("r").webhook.status == "delivered"
+    clock.now += 100
+    assert store.due_webhooks(10, lease_s=30) == []
+
+
+def test_unfinished_webhook_keeps_its_result_past_ttl(make_store):
+    clock = FakeClock()
+    store = make_store(result_ttl_s=1, clock=clock)
+    store.enqueue("r", [pack(1)], webhook_url="http://127.0.0.1:9/hook")
+    store.complete(store.claim(1, 30), [pack(1)])
+    clock.now += 5
+    assert store.sweep() == 0
+
+
+def test_loops_report_heartbeats(make_store):
+    store = make_store()
+    info = LoopInfo(loop_id="l1", stage=1, pid=1, host="h", batch_size=8, started_at=1.0, heartbeat_at=2.0,
+                    tuning=[{"batch_size": 1, "batch_ms": 1.0}])
+    store.heartbeat(info)
+    assert store.loops() == [info]
+    store.remove_loop("l1")
+    assert store.loops() == []
+
+
+def test_wait_for_work_wakes_on_enqueue_from_another_thread(make_store):
+    waiter, producer = make_store(), make_store()
+    waiter.wait_for_work(0)  # start listening
+    threading.Timer(0.05, lambda: producer.enqueue("r", [pack(1)])).start()
+    started = time.monotonic()
+    assert waiter.wait_for_work(5)
+    assert time.monotonic() - started < 4
+    assert not waiter.wait_for_work(0.01)
+
+
+def test_wait_for_results_wakes_on_complete(make_store):
+    waiter, loop = make_store(), make_store()
+    waiter.wait_for_results(0)
+    loop.enqueue("r", [pack(1)])
+    loop.complete(loop.claim(1, 30), [pack(1)])
+    assert waiter.wait_for_results(5)
+
+
+def _produce(folder, worker: int, requests: int) -> None:
+    store = LocalStore(folder)
+    for n in range(requests):
+        store.enqueue(f"p{worker}-{n}", [pack([worker, n]), pack([worker, n, "second"])])
+
+
+def _consume(folder, results) -> None:
+    store = LocalStore(folder)
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 2:
+        batch = store.claim(7, lease_s=30)
+        if not batch:
+            store.wait_for_work(0.05)
+            continue
+        idle_since = time.monotonic()
+        store.complete(batch, [item.payload for item in batch])
+        results.extend([item.item_id for item in batch])
+
+
+def test_concurrent_producers_and_consumers_across_processes(tmp_path):
+    folder = tmp_path / "store"
+    LocalStore(folder).close()
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        claimed = manager.list()
+        producers = [context.Process(target=_produce, args=(folder, w, 150)) for w in range(3)]
+        consumers = [context.Process(target=_consume, args=(folder, claimed)) for _ in range(3)]
+        for process in producers + consumers:
+            process.start()
+        for process in producers + consumers:
+            process.join(timeout=120)
+            assert process.exitcode == 0
+        claimed = list(claimed)
+    assert len(claimed) == len(set(claimed)) == 3 * 150 * 2  # every input claimed exactly once
+    store = LocalStore(folder)
+    for worker in range(3):
+        for n in range(150):
+            assert outputs_of(store, f"p{worker}-{n}") == [[worker, n], [worker, n, "second"]]
+    assert store.queue_length() == 0
