@@ -52,10 +52,11 @@ def free_port() -> int:
 class Server:
     """A fastdeploy process tree started with its CLI, stopped by pid."""
 
-    def __init__(self, mode: str, recipe: Path, port: int, store_dir: Path, log_path: Path, **settings):
+    def __init__(self, mode: str, recipe: Path, port: int, store_dir: Path, log_path: Path,
+                 env: dict | None = None, **settings):
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
-        env = {**os.environ, "FASTDEPLOY_PORT": str(port), "FASTDEPLOY_STORE_DIR": str(store_dir),
+        env = {**os.environ, **(env or {}), "FASTDEPLOY_PORT": str(port), "FASTDEPLOY_STORE_DIR": str(store_dir),
                "FASTDEPLOY_GRACEFUL_TIMEOUT_S": "10"}
         env.update({f"FASTDEPLOY_{k.upper()}": str(v) for k, v in settings.items()})
         self.log = open(log_path, "ab")
@@ -98,9 +99,9 @@ def start_server(tmp_path):
     store_dir = tmp_path / "queue"
 
     def start(mode: str = "run", recipe: Path = ECHO, port: int | None = None, ready: str | None = "/ready",
-              **settings) -> Server:
+              env: dict | None = None, **settings) -> Server:
         server = Server(mode, recipe, port or free_port(), store_dir, tmp_path / f"server-{len(servers)}.log",
-                        **settings)
+                        env, **settings)
         servers.append(server)
         if ready:
             server.wait_ready(ready)

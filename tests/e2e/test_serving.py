@@ -1,0 +1,172 @@
+"""Real fastdeploy processes, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import msgpack
+import pytest
+import requests
+
+from tests.conftest import ECHO, SLOW, free_port
+
+
+def wait_for(predicate, timeout_s: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def result(server, request_id):
+    return requests.get(f"{server.url}/result/{request_id}", timeout=5)
+
+
+def finished(server, request_id):
+    response = result(server, request_id)
+    return response.json() if response.status_code == 200 else None
+
+
+def test_run_serves_sync_async_and_meta(start_server):
+    server = start_server("run", ECHO)
+    inputs = [{"n": n} for n in range(50)]
+    sync = requests.post(f"{server.url}/sync", json=inputs, timeout=10)
+    assert sync.status_code == 200
+    assert sync.json()["results"] == inputs  # client-side batch, order kept
+
+    packed = requests.post(f"{server.url}/sync", data=msgpack.packb({"data": [b"raw"]}),
+                           headers={"Content-Type": "application/msgpack"}, timeout=10)
+    assert msgpack.unpackb(packed.content)["results"] == [b"raw"]
+
+    accepted = requests.post(f"{server.url}/async", json=["later"], timeout=10)
+    assert accepted.status_code == 202
+    done = wait_for(lambda: finished(server, accepted.json()["id"]), what="async result")
+    assert done["results"] == ["later"]
+
+    meta = requests.get(f"{server.url}/meta", timeout=5).json()
+    assert meta["recipe"]["name"] == "echo"
+    assert meta["batch_size"] >= 1
+    assert meta["loops"][0]["tuning"]  # timings the tuner measured
+
+
+def test_concurrent_sync_requests_are_batched_and_all_answered(start_server):
+    server = start_server("run", SLOW, batch_size=16, max_batch_size=16, env={"SLOW_RECIPE_SLEEP_S": "0.05"},
+                          max_wait_ms=20)
+    answers = {}
+
+    def call(n):
+        answers[n] = requests.post(f"{server.url}/sync", json=[n], timeout=30).json()["results"][0]
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(a["echo"] for a in answers.values()) == list(range(40))
+    assert max(a["batch"] for a in answers.values()) > 1
+
+
+class WebhookListener(http.server.ThreadingHTTPServer):
+    """Records every delivery; refuses the first `refuse` ones with 500."""
+
+    def __init__(self, refuse: int = 0):
+        self.deliveries = []
+        self.refuse = refuse
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                listener.deliveries.append((dict(self.headers), body))
+                status = 500 if len(listener.deliveries) <= listener.refuse else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}/hook"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_async_webhook_is_signed_and_retried(start_server):
+    listener = WebhookListener(refuse=1)
+    try:
+        server = start_server("run", ECHO, webhook_secret="topsecret", webhook_backoff_s=0.1)
+        accepted = requests.post(f"{server.url}/async", json={"data": ["hook me"], "webhook": listener.url},
+                                 timeout=10).json()
+        wait_for(lambda: len(listener.deliveries) >= 2, what="webhook retry")
+        headers, body = listener.deliveries[-1]
+        assert headers["X-FastDeploy-Delivery"] == accepted["id"]
+        timestamp, signature = (part.split("=", 1)[1] for part in headers["X-FastDeploy-Signature"].split(","))
+        expected = hmac.new(b"topsecret", f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(signature, expected)
+        assert requests.compat.json.loads(body)["results"] == ["hook me"]
+        webhook = wait_for(lambda: finished(server, accepted["id"])["webhook"]["status"] == "delivered"
+                           and finished(server, accepted["id"])["webhook"], what="delivery recorded")
+        assert webhook["attempts"] == 2
+    finally:
+        listener.shutdown()
+
+
+def test_killed_loop_loses_no_accepted_request(start_server):
+    slow = dict(env={"SLOW_RECIPE_SLEEP_S": "1.0"}, batch_size=4, max_batch_size=4, lease_s=2, heartbeat_interval_s=0.5)
+    api = start_server("rest", SLOW, ready="/health", **slow)
+    loop = start_server("loop", SLOW, ready=None, **slow)
+    api.wait_ready("/ready")
+    ids = [requests.post(f"{api.url}/async", json=[n], timeout=10).json()["id"] for n in range(10)]
+    wait_for(lambda: result(api, ids[0]).json()["timings"]["queued_ms"] is not None, what="first batch claimed")
+    os.kill(loop.process.pid, signal.SIGKILL)  # mid-batch: the predictor sleeps 1 s
+    loop.process.wait()
+    start_server("loop", SLOW, ready=None, **slow)
+    answers = [wait_for(lambda i=i: finished(api, i), timeout_s=60, what=f"result of {i}") for i in ids]
+    assert [a["status"] for a in answers] == ["done"] * 10
+    assert sorted(a["results"][0]["echo"] for a in answers) == list(range(10))
+
+
+def test_restarted_api_still_serves_async_results(start_server):
+    api = start_server("rest", ECHO, ready="/health")
+    start_server("loop", ECHO, ready=None)
+    api.wait_ready("/ready")
+    request_id = requests.post(f"{api.url}/async", json=["kept"], timeout=10).json()["id"]
+    wait_for(lambda: finished(api, request_id), what="async result")
+    assert api.stop() == 0
+    again = start_server("rest", ECHO, ready="/health")
+    assert result(again, request_id).json()["results"] == ["kept"]
+
+
+def test_sigterm_lets_the_running_batch_finish(start_server):
+    api = start_server("rest", SLOW, ready="/health")
+    loop = start_server("loop", SLOW, ready=None, env={"SLOW_RECIPE_SLEEP_S": "1.0"}, batch_size=2, max_batch_size=2)
+    api.wait_ready("/ready")
+    request_id = requests.post(f"{api.url}/async", json=[1], timeout=10).json()["id"]
+    wait_for(lambda: result(api, request_id).json()["timings"]["queued_ms"] is not None, what="claim")
+    assert loop.stop() == 0
+    assert finished(api, request_id)["results"] == [{"echo": 1, "batch": 1}]
+
+
+def test_broken_recipe_stops_run_with_a_clear_message(tmp_path):
+    recipe = tmp_path / "broken"
+    recipe.mkdir()
+    (recipe / "predictor.py").write_text("def predictor(inputs, batch_size):\n    return inputs[:1]\n")
+    (recipe / "example.py").write_text("example = [1, 2]\n")
+    (recipe / "requirements.txt").write_text("")
+    env = {**os.environ, "FASTDEPLOY_STORE_DIR": str(tmp_path / "q"), "FASTDEPLOY_PORT": str(free_port())}
+    done = subprocess.run([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert "returned 1 outputs for 2 inputs" in done.stderr
+    assert "broken/predictor.py" in done.stderr
