@@ -81,3 +81,10 @@ def test_wrong_length_answer_names_counts_and_file(tmp_path):
 def test_requirements_skip_comments_and_blank_lines(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path / "reqs", requirements="# models\nnumpy>=1\n\nrequests  # http\n"))
     assert recipe.requirements == ["numpy>=1", "requests"]
+
+
+def test_configuration_doc_lists_every_setting():
+    text = (ECHO.parent.parent / "docs" / "configuration.md").read_text()
+    for name, field in Settings.__dataclass_fields__.items():
+        assert f"`FASTDEPLOY_{name.upper()}`" in text
+        assert field.metadata["help"] in text
