@@ -57,7 +57,10 @@ def read_prediction_request(req: falcon.Request, settings: Settings) -> Predicti
 def _read_body(req: falcon.Request, limit: int) -> bytes:
     if req.content_length is not None and req.content_length > limit:
         raise TooLarge(f"body is {req.content_length} bytes; the limit is {limit} (FASTDEPLOY_MAX_BODY_BYTES)")
-    data = req.bounded_stream.read(limit + 1)
+    # falcon's bounded_stream reads Content-Length bytes and so sees a chunked body as empty;
+    # the server's own stream decodes chunks and ends at the last one.
+    stream = req.bounded_stream if req.content_length is not None else req.stream
+    data = stream.read(limit + 1)
     if len(data) > limit:
         raise TooLarge(f"body is over {limit} bytes, the limit (FASTDEPLOY_MAX_BODY_BYTES)")
     if not data:

@@ -170,3 +170,49 @@ def test_broken_recipe_stops_run_with_a_clear_message(tmp_path):
     assert done.returncode == 3
     assert "returned 1 outputs for 2 inputs" in done.stderr
     assert "broken/predictor.py" in done.stderr
+
+
+def test_bad_input_over_real_http_never_500_or_hangs(start_server):
+    server = start_server("run", SLOW, max_body_bytes=4000, max_inputs=4, env={"SLOW_RECIPE_SLEEP_S": "0.01"})
+    json_header = {"Content-Type": "application/json"}
+    cases = [
+        (dict(data=b'{"data": [1,', headers=json_header), 400),
+        (dict(data=b"[" * 5000 + b"]" * 5000, headers=json_header), 413),
+        (dict(data=b"[" * 1500 + b"]" * 1500, headers=json_header), 400),  # deeper than any parser should go
+        (dict(data=b"\x93\x01", headers={"Content-Type": "application/msgpack"}), 400),
+        (dict(data=b"<xml/>", headers={"Content-Type": "text/xml"}), 415),
+        (dict(data=(b"x" for _ in range(5000)), headers=json_header), 413),  # chunked, no Content-Length
+        (dict(json={"data": [1, 2, 3, 4, 5]}), 413),
+        (dict(json={"data": [1], "webhook": "javascript:alert(1)"}), 422),
+    ]
+    for kwargs, status in cases:
+        response = requests.post(f"{server.url}/sync", timeout=10, **kwargs)
+        assert response.status_code == status, (kwargs, response.text)
+        assert response.json()["error"]["message"]
+    chunked = requests.post(f"{server.url}/sync", data=iter([b"[1", b", 2]"]), headers=json_header, timeout=10)
+    assert [r["echo"] for r in chunked.json()["results"]] == [1, 2]
+    failed = requests.post(f"{server.url}/sync", json=["raise"], timeout=10)
+    assert failed.status_code == 500
+    assert failed.json()["error"]["code"] == "predictor_failed"
+    assert requests.post(f"{server.url}/sync", json=[1], timeout=10).status_code == 200
+
+
+def test_several_api_workers_and_loops_share_one_queue(start_server):
+    api = start_server("rest", SLOW, ready="/health", workers=2)
+    for _ in range(2):
+        start_server("loop", SLOW, ready=None, batch_size=4, max_batch_size=4, env={"SLOW_RECIPE_SLEEP_S": "0.05"})
+    wait_for(lambda: requests.get(f"{api.url}/ready", timeout=5).json().get("loops") == 2, what="two loops")
+    answers = []
+
+    def call(n):
+        session = requests.Session()  # its own connection, so both workers get traffic
+        for k in range(5):
+            answers.append(session.post(f"{api.url}/sync", json=[n * 10 + k], timeout=30).json()["results"][0])
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(a["echo"] for a in answers) == sorted(n * 10 + k for n in range(8) for k in range(5))
+    assert len({loop["pid"] for loop in requests.get(f"{api.url}/meta", timeout=5).json()["loops"]}) == 2
