@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["fastdeploy", "fastdeploy.*"]),
+    package_data={"fastdeploy": ["templates/*/*"]},
     install_requires=[
         "click>=8.1",
         "falcon>=4.0",
@@ -17,6 +18,7 @@ setup(
         "gunicorn>=22.0",
         "msgpack>=1.0",
         "orjson>=3.9",
+        "pyyaml>=6.0",
         "requests>=2.31",
     ],
     extras_require={

@@ -1,6 +1,8 @@
 """The ``fastdeploy`` command. Options are generated from Settings, so a knob is declared once.
 
-Logging is configured here and nowhere else.
+Logging is configured here and nowhere else. Each role imports its own
+modules when it starts: the API must not import ``requests`` (and so ``ssl``)
+before gevent patches its worker, and the supervisor needs neither.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import click
 
 from fastdeploy import __version__
 from fastdeploy.errors import RecipeError
+from fastdeploy.recipe import count_stages
 from fastdeploy.settings import ENV_PREFIX, Settings
-from fastdeploy.supervisor import CONFIG_ERROR
+from fastdeploy.supervisor import CONFIG_ERROR, Supervisor
+from fastdeploy.templates import TEMPLATES, write_template
 
 log = logging.getLogger("fastdeploy")
 
@@ -40,46 +44,61 @@ RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--run", "run_recipe", type=RECIPE, help="Serve RECIPE: its loop(s) and the API together.")
-@click.option("--loop", "loop_recipe", type=RECIPE, help="Run only the predictor loop of RECIPE.")
+@click.option("--loop", "loop_recipe", type=RECIPE, help="Run only a predictor loop of RECIPE.")
+@click.option("--stage", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --loop: which stage of a chained recipe (predictor_<stage>.py) to run.")
 @click.option("--rest", "rest_recipe", type=RECIPE, help="Run only the API of RECIPE (gunicorn + gevent).")
+@click.option("--new-recipe", "new_recipe", type=click.Path(path_type=Path),
+              help="Write a working recipe folder to start from, then exit.")
+@click.option("--template", type=click.Choice(TEMPLATES), default="echo", show_default=True,
+              help="With --new-recipe: what the new recipe starts as.")
 @settings_options
 @click.version_option(__version__, prog_name="fastdeploy")
-def main(run_recipe: Path | None, loop_recipe: Path | None, rest_recipe: Path | None, **knobs) -> None:
+def main(run_recipe: Path | None, loop_recipe: Path | None, stage: int, rest_recipe: Path | None,
+         new_recipe: Path | None, template: str, **knobs) -> None:
     """Serve a recipe folder (predictor.py, example.py, requirements.txt) over HTTP with batching."""
-    modes = [m for m in (run_recipe, loop_recipe, rest_recipe) if m is not None]
+    modes = [m for m in (run_recipe, loop_recipe, rest_recipe, new_recipe) if m is not None]
     if len(modes) != 1:
-        raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE or --rest RECIPE")
+        raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE, --rest RECIPE or --new-recipe NAME")
+    if new_recipe:
+        write_template(template, new_recipe)
+        click.echo(f"wrote {new_recipe}/ from the {template} template; serve it with: fastdeploy --run {new_recipe}")
+        return
     try:
         settings = Settings(**knobs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
-    if run_recipe:
-        from fastdeploy.supervisor import Supervisor
+    try:
+        if loop_recipe:
+            sys.exit(run_loop(loop_recipe.resolve(), stage, settings))
+        if run_recipe:
+            sys.exit(Supervisor(run_recipe.resolve(), count_stages(run_recipe), settings).run())
+        run_api(rest_recipe.resolve(), settings)
+    except RecipeError as exc:
+        log.error("%s", exc)
+        sys.exit(CONFIG_ERROR)
 
-        sys.exit(Supervisor(run_recipe.resolve(), settings).run())
-    if loop_recipe:
-        sys.exit(run_loop(loop_recipe.resolve(), settings))
+
+def run_api(recipe_path: Path, settings: Settings) -> None:
+    from fastdeploy.api.app import recipe_info
     from fastdeploy.api.server import ApiServer
 
-    ApiServer(settings, rest_recipe.resolve()).run()
+    ApiServer(settings, recipe_info(recipe_path)).run()
 
 
-def run_loop(recipe_path: Path, settings: Settings) -> int:
+def run_loop(recipe_path: Path, stage: int, settings: Settings) -> int:
+    """Serve one stage until SIGTERM/SIGINT; a bad recipe raises RecipeError before any work is taken."""
     from fastdeploy.loop import Loop
     from fastdeploy.recipe import load_recipe
     from fastdeploy.store import open_store
     from fastdeploy.webhooks import WebhookSender
 
-    try:
-        recipe = load_recipe(recipe_path)
-        store = open_store(settings, recipe.name)
-        loop = Loop(recipe, store, settings)
-        loop.prepare()
-    except RecipeError as exc:
-        log.error("%s", exc)
-        return CONFIG_ERROR
+    recipe = load_recipe(recipe_path)
+    store = open_store(settings, recipe.name)
+    loop = Loop(recipe, store, settings, stage=stage)
+    loop.prepare()
     stop_webhooks = threading.Event()
 
     def request_stop(signum, frame) -> None:

@@ -32,6 +32,11 @@ class NotFound(FastDeployError):
     http_status = 404
 
 
+class NotAcceptable(FastDeployError):
+    code = "not_acceptable"
+    http_status = 406
+
+
 class TooLarge(FastDeployError):
     code = "too_large"
     http_status = 413

@@ -18,7 +18,8 @@ import uuid
 from typing import Callable
 
 from fastdeploy.errors import RecipeError
-from fastdeploy.recipe import Recipe, check_outputs
+from fastdeploy.files import FileBridge
+from fastdeploy.recipe import Recipe, check_outputs, run_checked
 from fastdeploy.settings import Settings
 from fastdeploy.store.base import PREDICTOR_FAILED, LoopInfo, QueueItem, Store
 from fastdeploy.store.codec import UnstorableError, pack, unpack
@@ -37,6 +38,9 @@ class Loop:
         self.store = store
         self.settings = settings
         self.stage = stage
+        self.stage_def = recipe.stage(stage)
+        self.streams_to_clients = stage == len(recipe.stages)
+        self.files = FileBridge(recipe.config)
         self.wall_clock = wall_clock
         self.loop_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.batch_size = settings.batch_size
@@ -57,7 +61,8 @@ class Loop:
         """Serve batches until stop() is called; the running batch always finishes."""
         heartbeat = threading.Thread(target=self._heartbeat_forever, name="heartbeat", daemon=True)
         heartbeat.start()
-        log.info("loop %s: serving %s with batch size %d", self.loop_id, self.recipe.name, self.batch_size)
+        log.info("loop %s: serving %s stage %d with batch size %d", self.loop_id, self.recipe.name, self.stage,
+                 self.batch_size)
         backoff = 0.0
         try:
             while not self._stop.is_set():
@@ -80,12 +85,13 @@ class Loop:
 
     def prepare(self) -> None:
         """Smoke-test the predictor on the example and pick the batch size."""
-        self._run_checked(self.recipe.example)
+        example = self.recipe.example(self.stage)
+        self._run_checked(example)
         if self.settings.batch_size:
             log.info("loop %s: batch size fixed at %d", self.loop_id, self.batch_size)
         else:
             self.batch_size, self.tuning = tune_batch_size(
-                self._run_checked, self.recipe.example,
+                self._run_checked, example,
                 max_batch_size=self.settings.max_batch_size,
                 max_batch_latency_ms=self.settings.max_batch_latency_ms,
                 min_gain=self.settings.min_tuning_gain,
@@ -94,9 +100,7 @@ class Loop:
         self.store.heartbeat(self.info())
 
     def _run_checked(self, inputs: list) -> list:
-        outputs = self.recipe.predictor(list(inputs), len(inputs))
-        check_outputs(self.recipe, inputs, outputs)
-        return outputs
+        return run_checked(self.stage_def, inputs)
 
     # -- one step -----------------------------------------------------------
 
@@ -115,9 +119,9 @@ class Loop:
         no latency; under concurrent load it gathers for up to max_wait_ms.
         """
         lease_s = self.settings.lease_s
-        batch = self.store.claim(self.batch_size, lease_s)
+        batch = self.store.claim(self.batch_size, lease_s, self.stage)
         if not batch:
-            self.store.wait_for_work(IDLE_WAIT_S)
+            self.store.wait_for_work(IDLE_WAIT_S, self.stage)
             return batch
         gather = self._last_batch_len > 1
         self._last_batch_len = len(batch)
@@ -127,29 +131,55 @@ class Loop:
         idle_s = self.settings.batch_idle_ms / 1000
         while len(batch) < self.batch_size:
             remaining = give_up_at - time.monotonic()
-            if remaining <= 0 or not self.store.wait_for_work(min(idle_s, remaining)):
+            if remaining <= 0 or not self.store.wait_for_work(min(idle_s, remaining), self.stage):
                 break
-            batch += self.store.claim(self.batch_size - len(batch), lease_s)
+            batch += self.store.claim(self.batch_size - len(batch), lease_s, self.stage)
         self._last_batch_len = len(batch)
         return batch
 
     def run_batch(self, batch: list[QueueItem]) -> None:
         """Predict and store; any failure fails only this batch's requests."""
         self._in_flight = [item.item_id for item in batch]
+        written = []
         try:
-            inputs = [unpack(item.payload) for item in batch]
             try:
-                outputs = self.recipe.predictor(inputs, self.batch_size)
-                check_outputs(self.recipe, inputs, outputs)
-                packed = [pack(output) for output in outputs]
+                inputs, written = self.files.to_predictor([unpack(item.payload) for item in batch])
+                outputs = self._predict(batch, inputs)
+                packed = [self._pack(output) for output in outputs]
             except Exception as exc:
                 log.warning("loop %s: batch of %d failed: %s: %s", self.loop_id, len(batch),
                             type(exc).__name__, exc)
-                self.store.fail(batch, PREDICTOR_FAILED, _describe(exc, self.recipe))
+                self.store.fail([item.request_id for item in batch], PREDICTOR_FAILED, self._describe(exc))
                 return
             self.store.complete(batch, packed)
         finally:
+            self.files.remove(written)
             self._in_flight = []
+
+    def _predict(self, batch: list[QueueItem], inputs: list) -> list:
+        """Outputs of one batch; a streaming last stage also stores each chunk as it comes."""
+        if not self.stage_def.streams:
+            outputs = self.stage_def.predictor(inputs, self.batch_size)
+            check_outputs(self.stage_def, inputs, outputs)
+            return outputs
+        collected: list[list] = [[] for _ in inputs]
+        for chunks in self.stage_def.predictor(inputs, self.batch_size):
+            check_outputs(self.stage_def, inputs, chunks, "chunks")
+            if self.streams_to_clients:
+                self.store.add_chunks(batch, [None if c is None else self._pack(c) for c in chunks])
+            for so_far, chunk in zip(collected, chunks):
+                if chunk is not None:
+                    so_far.append(chunk)
+        return collected
+
+    def _pack(self, output) -> bytes:
+        return pack(self.files.from_predictor(output))
+
+    def _describe(self, exc: BaseException) -> str:
+        where = f"stage {self.stage} ({self.stage_def.file.name}): " if len(self.recipe.stages) > 1 else ""
+        if isinstance(exc, (RecipeError, UnstorableError)):
+            return f"{where}{exc}"
+        return f"{where}predictor in {self.stage_def.file} raised {type(exc).__name__}: {exc}"
 
     # -- heartbeat ----------------------------------------------------------
 
@@ -184,9 +214,3 @@ class Loop:
             self.store.remove_loop(self.loop_id)
         except Exception:
             log.exception("loop %s: could not deregister", self.loop_id)
-
-
-def _describe(exc: BaseException, recipe: Recipe) -> str:
-    if isinstance(exc, (RecipeError, UnstorableError)):
-        return f"{exc}"
-    return f"predictor in {recipe.predictor_file} raised {type(exc).__name__}: {exc}"

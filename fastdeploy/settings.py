@@ -27,7 +27,8 @@ class Settings:
     workers: int = _knob(1, "API worker processes (gunicorn, gevent); each serves many connections.")
     worker_connections: int = _knob(1000, "Concurrent connections per API worker.")
     max_body_bytes: int = _knob(10 * 1024 * 1024, "Largest request body accepted; larger gets 413.")
-    max_inputs: int = _knob(1024, "Most inputs one request may carry; more gets 413.")
+    max_inputs: int = _knob(1024, "Most inputs (or uploaded files) one request may carry; more gets 413.")
+    max_upload_bytes: int = _knob(100 * 1024 * 1024, "Largest multipart upload (all its files); larger gets 413.")
     timeout_s: float = _knob(60.0, "Default time a /sync request waits for its results before 504.")
     max_timeout_s: float = _knob(3600.0, "Largest per-request 'timeout' a client may ask for.")
     retry_after_s: int = _knob(1, "Retry-After seconds sent with 503 when the queue is full.")
@@ -39,7 +40,7 @@ class Settings:
     max_attempts: int = _knob(3, "Claims of one input before it is failed as poison (its loop kept dying).")
     sweep_interval_s: float = _knob(10.0, "How often the loop deletes expired results.")
     # loop
-    loops: int = _knob(1, "Loop processes started by --run; all share one queue.")
+    loops: int = _knob(1, "Loop processes per stage started by --run; all share one queue.")
     batch_size: int = _knob(0, "Fixed batch size; 0 tunes it at startup from measured timings.")
     max_batch_size: int = _knob(128, "Largest batch size the tuner tries.")
     max_batch_latency_ms: float = _knob(1000.0, "The tuner never picks a batch slower than this.")
@@ -62,7 +63,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.type in ("int", "float") and value < 0:
                 raise ValueError(f"{f.name} is {value}; it must be 0 or more ({ENV_PREFIX}{f.name.upper()})")
-        for name in ("port", "workers", "worker_connections", "max_body_bytes", "max_inputs",
+        for name in ("port", "workers", "worker_connections", "max_body_bytes", "max_inputs", "max_upload_bytes",
                      "max_queue_length", "loops", "max_batch_size", "max_attempts",
                      "webhook_max_attempts", "lease_s", "timeout_s", "heartbeat_interval_s"):
             if getattr(self, name) == 0:

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 CONFIG_ERROR = 3
 MAX_RESTART_DELAY_S = 10.0
 PR_SET_PDEATHSIG = 1
+CONFIG_ERROR_GRACE_S = 2.0
+STOP_MARGIN_S = 5.0  # children get the whole graceful timeout to themselves, then a little slack
 
 
 @dataclass
@@ -46,11 +48,14 @@ def _die_with_parent() -> None:
 
 
 class Supervisor:
-    def __init__(self, recipe_path: Path, settings: Settings) -> None:
+    def __init__(self, recipe_path: Path, stages: int, settings: Settings) -> None:
         self.settings = settings
         self.env = {**os.environ, **settings.to_env()}
         command = [sys.executable, "-m", "fastdeploy"]
-        self.children = [Child(f"loop-{i + 1}", command + ["--loop", str(recipe_path)]) for i in range(settings.loops)]
+        self.children = [
+            Child(f"loop-{stage}.{i + 1}", command + ["--loop", str(recipe_path), "--stage", str(stage)])
+            for stage in range(1, stages + 1) for i in range(settings.loops)
+        ]
         self.children.append(Child("api", command + ["--rest", str(recipe_path)]))
         self._stopping = False
 
@@ -67,7 +72,8 @@ class Supervisor:
                     break
                 time.sleep(0.2)
         finally:
-            self._stop_all()
+            # after a config error no loop ever served, so there is no work to let finish
+            self._stop_all(CONFIG_ERROR_GRACE_S if exit_code else self.settings.graceful_timeout_s + STOP_MARGIN_S)
         return exit_code
 
     def _request_stop(self, signum: int, frame) -> None:
@@ -99,18 +105,17 @@ class Supervisor:
             child.process, child.restart_at = None, now + delay
         return 0
 
-    def _stop_all(self) -> None:
+    def _stop_all(self, grace_s: float) -> None:
         running = [c for c in self.children if c.process is not None and c.process.poll() is None]
         for child in running:
             log.info("supervisor: terminating %s (pid %d)", child.name, child.process.pid)
             child.process.terminate()
-        deadline = time.monotonic() + self.settings.graceful_timeout_s
+        deadline = time.monotonic() + grace_s
         for child in running:
             try:
                 child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
                 log.info("supervisor: %s exited with %d", child.name, child.process.returncode)
             except subprocess.TimeoutExpired:
-                log.warning("supervisor: %s did not stop in %.0fs; killing", child.name,
-                            self.settings.graceful_timeout_s)
+                log.warning("supervisor: %s did not stop in %.0fs; killing", child.name, grace_s)
                 child.process.kill()
                 child.process.wait()

@@ -16,10 +16,13 @@ from typing import Callable
 
 import falcon
 
+from fastdeploy.api.media import OPTIONS
 from fastdeploy.api.resources import (AsyncResource, HealthResource, MetaResource, ReadyResource,
-                                      ResultResource, Submitter, SyncResource)
+                                      RecipeInfo, ResultResource, Submitter, SyncResource)
 from fastdeploy.api.waiter import ResultWaiter
 from fastdeploy.errors import FastDeployError
+from fastdeploy.recipe import count_stages
+from fastdeploy.recipe_config import load_config
 from fastdeploy.results import json_bytes
 from fastdeploy.settings import Settings
 from fastdeploy.store import open_store
@@ -29,23 +32,25 @@ log = logging.getLogger(__name__)
 
 
 HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                    415: "unsupported_media_type"}
+                    415: "unsupported_media_type", 422: "wrong_shape"}
 
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
 
-def create_app(settings: Settings, store: Store, recipe: dict, *, clock: Callable[[], float] = time.time,
+def create_app(settings: Settings, store: Store, recipe: RecipeInfo, *, clock: Callable[[], float] = time.time,
                new_id: Callable[[], str] = new_request_id) -> falcon.App:
     app = falcon.App()
     app.req_options.strip_url_path_trailing_slash = True
-    submitter = Submitter(settings, store, clock, new_id)
+    multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
+    multipart.parse_options.max_body_part_count = settings.max_inputs + len(OPTIONS)
+    submitter = Submitter(settings, store, recipe, clock, new_id)
     app.add_route("/sync", SyncResource(submitter, ResultWaiter(store)))
     app.add_route("/async", AsyncResource(submitter))
-    app.add_route("/result/{request_id}", ResultResource(store))
+    app.add_route("/result/{request_id}", ResultResource(store, recipe))
     app.add_route("/health", HealthResource())
-    app.add_route("/ready", ReadyResource(settings, store, clock))
+    app.add_route("/ready", ReadyResource(settings, store, recipe, clock))
     app.add_route("/meta", MetaResource(settings, store, recipe, clock))
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
@@ -53,11 +58,18 @@ def create_app(settings: Settings, store: Store, recipe: dict, *, clock: Callabl
     return app
 
 
+def recipe_info(path: Path) -> RecipeInfo:
+    """Read what the API needs from a recipe folder; imports no predictor."""
+    config = load_config(path / "fastdeploy.yaml")
+    return RecipeInfo(name=path.name, path=str(path), stages=count_stages(path),
+                      file_outputs=tuple(config.file_outputs))
+
+
 def get_app(recipe_path: str | None = None) -> falcon.App:
     """Build the app from FASTDEPLOY_* variables, as each gunicorn worker does."""
     path = Path(recipe_path or os.environ["FASTDEPLOY_RECIPE"]).resolve()
     settings = Settings.from_env()
-    return create_app(settings, open_store(settings, path.name), {"name": path.name, "path": str(path)})
+    return create_app(settings, open_store(settings, path.name), recipe_info(path))
 
 
 def _write_error(resp: falcon.Response, status: int, body: dict, headers: dict[str, str]) -> None:

@@ -8,17 +8,17 @@ fork (no preload), so each worker opens its own store connection.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
+from fastdeploy.api.resources import RecipeInfo
 from fastdeploy.settings import Settings
 
 
 class ApiServer(BaseApplication):
-    def __init__(self, settings: Settings, recipe_path: Path) -> None:
+    def __init__(self, settings: Settings, recipe: RecipeInfo) -> None:
         self.settings = settings
-        self.recipe_path = recipe_path
+        self.recipe = recipe
         super().__init__()
 
     def load_config(self) -> None:
@@ -30,9 +30,9 @@ class ApiServer(BaseApplication):
             "worker_connections": s.worker_connections,
             "graceful_timeout": math.ceil(s.graceful_timeout_s),
             "timeout": 30,  # seconds a worker may block its event loop, not a request limit
-            "keepalive": 5,
+            "keepalive": 2,  # gunicorn default; graceful stop waits this long for idle keep-alive clients
             "loglevel": s.log_level,
-            "proc_name": f"fastdeploy-api-{self.recipe_path.name}",
+            "proc_name": f"fastdeploy-api-{self.recipe.name}",
             "control_socket_disable": True,  # one shared path in $HOME would clash between servers
         }.items():
             self.cfg.set(key, str(value))
@@ -41,6 +41,4 @@ class ApiServer(BaseApplication):
         from fastdeploy.api.app import create_app
         from fastdeploy.store import open_store
 
-        name = self.recipe_path.name
-        return create_app(self.settings, open_store(self.settings, name),
-                          {"name": name, "path": str(self.recipe_path)})
+        return create_app(self.settings, open_store(self.settings, self.recipe.name), self.recipe)

@@ -23,6 +23,7 @@ FAILED = "failed"
 PREDICTOR_FAILED = "predictor_failed"
 DEADLINE_EXCEEDED = "deadline_exceeded"
 ATTEMPTS_EXHAUSTED = "attempts_exhausted"
+CANCELLED = "cancelled"
 
 
 class QueueFullError(Exception):
@@ -41,6 +42,17 @@ class QueueItem:
     payload: bytes
     attempts: int
     deadline: float | None
+    stage: int = 1
+    last_stage: int = 1
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One streamed piece of one input's output; chunk_id orders all chunks of a request."""
+
+    chunk_id: int
+    index: int
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -97,12 +109,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None) -> None:
-        """Queue all inputs of a request atomically; raise QueueFullError past the limit."""
+                webhook_url: str | None = None, stages: int = 1) -> None:
+        """Queue all inputs of a request atomically for stage 1 of ``stages``; raise QueueFullError past the limit."""
 
     @abc.abstractmethod
-    def claim(self, max_items: int, lease_s: float) -> list[QueueItem]:
-        """Take up to max_items queued inputs, oldest first, leased for lease_s.
+    def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
+        """Take up to max_items queued inputs of a stage, oldest first, leased for lease_s.
 
         Also re-queues inputs whose lease ran out, fails those past max_attempts,
         and fails queued inputs whose deadline passed, so their slots go to live work.
@@ -114,11 +126,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
-        """Store one output per item; a request finishes when all its inputs have one."""
+        """Store one output per item. Before the last stage the output becomes the input of the
+        next stage; a request finishes when all its inputs passed the last stage."""
 
     @abc.abstractmethod
-    def fail(self, items: list[QueueItem], code: str, message: str) -> None:
-        """Fail the requests these items belong to; their other inputs are not predicted."""
+    def fail(self, request_ids: list[str], code: str, message: str) -> None:
+        """Fail these requests if still pending; their other inputs are not predicted."""
+
+    @abc.abstractmethod
+    def add_chunks(self, items: list[QueueItem], chunks: list[bytes | None]) -> None:
+        """Append one streamed chunk per item (None: nothing new for that item)."""
+
+    @abc.abstractmethod
+    def chunks(self, request_id: str, after_chunk_id: int = 0) -> list[Chunk]:
+        """Chunks of a request newer than after_chunk_id, in the order they were added."""
 
     @abc.abstractmethod
     def result(self, request_id: str) -> RequestResult | None:
@@ -134,11 +155,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def wait_for_results(self, timeout_s: float) -> bool:
-        """Block until a request may have finished since the last call (True) or timeout_s passed."""
+        """Block until a request may have finished or streamed since the last call (True) or timeout_s passed."""
 
     @abc.abstractmethod
-    def wait_for_work(self, timeout_s: float) -> bool:
-        """Block until inputs may have been queued since the last call (True) or timeout_s passed."""
+    def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
+        """Block until inputs of a stage may have been queued since the last call (True) or timeout_s passed."""
 
     @abc.abstractmethod
     def heartbeat(self, info: LoopInfo) -> None:

@@ -1,27 +1,62 @@
 """How inputs and outputs become bytes in a store.
 
 msgpack keeps bytes, ints and floats exact (JSON would turn bytes into
-base64 strings) and is several times faster than pickle-free alternatives.
-Never pickle: payloads come from the network.
+base64 strings) and is fast. Files travel as msgpack extension types, so a
+file is never confused with a plain bytes input. Never pickle: payloads come
+from the network.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+
+FILE_INPUT_CODE = 1
+FILE_OUTPUT_CODE = 2
 
 
 class UnstorableError(TypeError):
     """A predictor returned something that cannot cross processes."""
 
 
+@dataclass(frozen=True)
+class FileInput:
+    """An uploaded file (multipart part) on its way to the predictor."""
+
+    name: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileOutput:
+    """A file a predictor wrote, carried back to the API as bytes."""
+
+    name: str
+    media_type: str
+    data: bytes
+
+
 def _default(obj: Any) -> Any:
+    if isinstance(obj, FileInput):
+        return msgpack.ExtType(FILE_INPUT_CODE, pack([obj.name, obj.media_type, obj.data]))
+    if isinstance(obj, FileOutput):
+        return msgpack.ExtType(FILE_OUTPUT_CODE, pack([obj.name, obj.media_type, obj.data]))
     if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
         return obj.tolist()
     if isinstance(obj, (set, frozenset, tuple)):
         return list(obj)
     raise UnstorableError(f"cannot store a {type(obj).__name__}; return lists, dicts, numbers, strings or bytes")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == FILE_INPUT_CODE:
+        return FileInput(*unpack(data))
+    if code == FILE_OUTPUT_CODE:
+        return FileOutput(*unpack(data))
+    return msgpack.ExtType(code, data)
 
 
 def pack(obj: Any) -> bytes:
@@ -32,4 +67,4 @@ def pack(obj: Any) -> bytes:
 
 
 def unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook)

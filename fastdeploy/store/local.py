@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import orjson
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
-                                   Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
+                                   Chunk, Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
                                    Store, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
 
@@ -64,12 +64,21 @@ CREATE TABLE IF NOT EXISTS items (
     output BLOB,
     deadline REAL,
     lease_until REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    stage INTEGER NOT NULL DEFAULT 1,
+    last_stage INTEGER NOT NULL DEFAULT 1
 );
-CREATE INDEX IF NOT EXISTS items_queued ON items(item_id) WHERE status = 0;
+CREATE INDEX IF NOT EXISTS items_queued ON items(stage, item_id) WHERE status = 0;
 CREATE INDEX IF NOT EXISTS items_deadline ON items(deadline) WHERE status = 0 AND deadline IS NOT NULL;
 CREATE INDEX IF NOT EXISTS items_leases ON items(lease_until) WHERE status = 1;
 CREATE INDEX IF NOT EXISTS items_request ON items(request_id, idx);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_request ON chunks(request_id, chunk_id);
 CREATE TABLE IF NOT EXISTS loops (
     loop_id TEXT PRIMARY KEY,
     heartbeat_at REAL NOT NULL,
@@ -144,7 +153,7 @@ class LocalStore(Store):
     # -- queue ------------------------------------------------------------
 
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None) -> None:
+                webhook_url: str | None = None, stages: int = 1) -> None:
         now = self.clock()
         with self._transaction() as db:
             queued = _count_unfinished(db)
@@ -155,26 +164,26 @@ class LocalStore(Store):
                 (request_id, len(payloads), PENDING, now, webhook_url),
             )
             db.executemany(
-                "INSERT INTO items (request_id, idx, status, payload, deadline) VALUES (?, ?, 0, ?, ?)",
-                [(request_id, i, payload, deadline) for i, payload in enumerate(payloads)],
+                "INSERT INTO items (request_id, idx, status, payload, deadline, last_stage) VALUES (?, ?, 0, ?, ?, ?)",
+                [(request_id, i, payload, deadline, stages) for i, payload in enumerate(payloads)],
             )
-        self.doorbells.ring("work")
+        self.doorbells.ring(_work_role(1))
 
-    def claim(self, max_items: int, lease_s: float) -> list[QueueItem]:
+    def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
         now = self.clock()
         with self._transaction() as db:
             failed = self._requeue_expired_leases(db, now) + self._fail_past_deadline(db, now)
             rows = db.execute(
-                "SELECT item_id, request_id, idx, payload, attempts, deadline FROM items "
-                "WHERE status = 0 ORDER BY item_id LIMIT ?",
-                (max_items,),
+                "SELECT item_id, request_id, idx, payload, attempts, deadline, stage, last_stage FROM items "
+                "WHERE status = 0 AND stage = ? ORDER BY item_id LIMIT ?",
+                (stage, max_items),
             ).fetchall()
             if rows:
                 self._lease(db, rows, now, lease_s)
         if failed:
             self.doorbells.ring("results")
         return [QueueItem(item_id=r[0], request_id=r[1], index=r[2], payload=r[3], attempts=r[4] + 1,
-                          deadline=r[5]) for r in rows]
+                          deadline=r[5], stage=r[6], last_stage=r[7]) for r in rows]
 
     def _lease(self, db: sqlite3.Connection, rows: list[tuple], now: float, lease_s: float) -> None:
         db.executemany(
@@ -222,12 +231,23 @@ class LocalStore(Store):
     def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
         now = self.clock()
         stored: Counter[str] = Counter()
+        advanced: set[int] = set()
         with self._transaction() as db:
             for item, output in zip(items, outputs, strict=True):
+                # "AND stage = ?": a late duplicate completion of an earlier stage changes nothing
+                if item.stage < item.last_stage:
+                    cursor = db.execute(
+                        "UPDATE items SET status = 0, stage = stage + 1, payload = ?, attempts = 0, "
+                        "lease_until = NULL WHERE item_id = ? AND status < 2 AND stage = ?",
+                        (output, item.item_id, item.stage),
+                    )
+                    if cursor.rowcount:
+                        advanced.add(item.stage + 1)
+                    continue
                 cursor = db.execute(
                     "UPDATE items SET status = 2, output = ?, payload = NULL, lease_until = NULL "
-                    "WHERE item_id = ? AND status < 2",
-                    (output, item.item_id),
+                    "WHERE item_id = ? AND status < 2 AND stage = ?",
+                    (output, item.item_id, item.stage),
                 )
                 stored[item.request_id] += cursor.rowcount
             for request_id, count in stored.items():
@@ -241,14 +261,29 @@ class LocalStore(Store):
                 "WHERE request_id = ? AND status = ? AND n_finished >= n_items",
                 [(DONE, now, now + self.result_ttl_s, now, request_id, PENDING) for request_id in stored],
             )
-        self.doorbells.ring("results")
+        for stage in advanced:
+            self.doorbells.ring(_work_role(stage))
+        if stored:
+            self.doorbells.ring("results")
 
-    def fail(self, items: list[QueueItem], code: str, message: str) -> None:
+    def fail(self, request_ids: list[str], code: str, message: str) -> None:
         now = self.clock()
         with self._transaction() as db:
-            for request_id in {item.request_id for item in items}:
+            for request_id in set(request_ids):
                 self._fail_request(db, request_id, code, message, now)
         self.doorbells.ring("results")
+
+    def add_chunks(self, items: list[QueueItem], chunks: list[bytes | None]) -> None:
+        with self._transaction() as db:
+            db.executemany("INSERT INTO chunks (request_id, idx, data) VALUES (?, ?, ?)",
+                           [(item.request_id, item.index, chunk) for item, chunk in zip(items, chunks, strict=True)
+                            if chunk is not None])
+        self.doorbells.ring("results")
+
+    def chunks(self, request_id: str, after_chunk_id: int = 0) -> list[Chunk]:
+        rows = self._read("SELECT chunk_id, idx, data FROM chunks WHERE request_id = ? AND chunk_id > ? "
+                          "ORDER BY chunk_id", (request_id, after_chunk_id))
+        return [Chunk(*row) for row in rows]
 
     def _fail_request(self, db: sqlite3.Connection, request_id: str, code: str, message: str,
                       now: float) -> None:
@@ -310,8 +345,8 @@ class LocalStore(Store):
     def wait_for_results(self, timeout_s: float) -> bool:
         return self._wait_for_ring("results", timeout_s)
 
-    def wait_for_work(self, timeout_s: float) -> bool:
-        return self._wait_for_ring("work", timeout_s)
+    def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
+        return self._wait_for_ring(_work_role(stage), timeout_s)
 
     # -- loops --------------------------------------------------------------
 
@@ -361,6 +396,7 @@ class LocalStore(Store):
                 "SELECT request_id FROM requests WHERE expires_at IS NOT NULL AND expires_at < ? "
                 "AND (webhook_status IS NULL OR webhook_status != 'pending')", (now,))]
             db.executemany("DELETE FROM items WHERE request_id = ?", [(r,) for r in expired])
+            db.executemany("DELETE FROM chunks WHERE request_id = ?", [(r,) for r in expired])
             db.executemany("DELETE FROM requests WHERE request_id = ?", [(r,) for r in expired])
             db.execute("DELETE FROM loops WHERE heartbeat_at < ?", (now - 10 * self.loop_stale_s,))
         if expired:
@@ -375,6 +411,10 @@ class LocalStore(Store):
                 for bell in self._bells.values():
                     bell.close()
             self._conn, self._doorbells, self._bells, self._pid = None, None, {}, -1
+
+
+def _work_role(stage: int) -> str:
+    return f"work{stage}"
 
 
 def _retry_locked(statement: Callable[[], object]) -> None:

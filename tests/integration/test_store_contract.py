@@ -128,7 +128,7 @@ def test_fail_fails_the_whole_request_and_drops_its_other_inputs(make_store):
     store = make_store()
     store.enqueue("r", [pack(1), pack(2)])
     first = store.claim(1, 30)
-    store.fail(first, PREDICTOR_FAILED, "boom")
+    store.fail([first[0].request_id], PREDICTOR_FAILED, "boom")
     assert store.claim(10, 30) == []
     assert store.queue_length() == 0
     assert store.result("r").failure.message == "boom"

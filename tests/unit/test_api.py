@@ -8,7 +8,7 @@ import falcon.testing
 import msgpack
 import pytest
 
-from fastdeploy.api.app import create_app
+from fastdeploy.api.app import create_app, recipe_info
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
@@ -17,7 +17,7 @@ from tests.conftest import ECHO, SLOW
 
 def serve(make_store, recipe_path, settings, loop=True):
     store = make_store(max_queue_length=settings.max_queue_length)
-    app = create_app(settings, store, {"name": recipe_path.name, "path": str(recipe_path)},
+    app = create_app(settings, store, recipe_info(recipe_path),
                      new_id=iter(f"id{n}" for n in range(10**6)).__next__)
     client = falcon.testing.TestClient(app)
     if loop:

@@ -47,7 +47,7 @@ def test_cli_needs_exactly_one_mode():
 def test_echo_recipe_loads():
     recipe = load_recipe(ECHO)
     assert recipe.name == "echo"
-    assert recipe.predictor(recipe.example, 4) == recipe.example
+    assert recipe.stage(1).predictor(recipe.example(), 4) == recipe.example()
 
 
 def write_recipe(folder, predictor="def predictor(inputs, batch_size):\n    return inputs\n",
@@ -63,8 +63,6 @@ def write_recipe(folder, predictor="def predictor(inputs, batch_size):\n    retu
     ({"predictor": None}, "has no predictor.py"),
     ({"example": None}, "has no example.py"),
     ({"requirements": None}, "has no requirements.txt"),
-    ({"predictor": "def predict(x):\n    return x\n"}, "has no function 'predictor'"),
-    ({"predictor": "import not_a_module_anywhere\n"}, "importing .*predictor.py failed"),
     ({"example": "example = []\n"}, "must define 'example' as a non-empty list"),
 ])
 def test_broken_recipes_name_the_file_and_the_fix(tmp_path, files, message):
@@ -72,10 +70,20 @@ def test_broken_recipes_name_the_file_and_the_fix(tmp_path, files, message):
         load_recipe(write_recipe(tmp_path / "broken", **files))
 
 
+@pytest.mark.parametrize("predictor, message", [
+    ("def predict(x):\n    return x\n", "has no function 'predictor'"),
+    ("import not_a_module_anywhere\n", "importing .*predictor.py failed"),
+])
+def test_broken_predictors_fail_when_their_stage_loads(tmp_path, predictor, message):
+    recipe = load_recipe(write_recipe(tmp_path / "broken", predictor=predictor))
+    with pytest.raises(RecipeError, match=message):
+        recipe.stage(1).predictor
+
+
 def test_wrong_length_answer_names_counts_and_file(tmp_path):
     recipe = load_recipe(write_recipe(tmp_path / "short"))
     with pytest.raises(RecipeError, match=r"returned 3 outputs for 4 inputs in .*short/predictor.py"):
-        check_outputs(recipe, [1, 2, 3, 4], [1, 2, 3])
+        check_outputs(recipe.stage(1), [1, 2, 3, 4], [1, 2, 3])
 
 
 def test_requirements_skip_comments_and_blank_lines(tmp_path):

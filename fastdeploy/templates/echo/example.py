@@ -1,0 +1,1 @@
+example = ["a sample input", "another one"]

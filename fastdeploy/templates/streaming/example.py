@@ -1,0 +1,1 @@
+example = ["stream these words one by one", "short one"]
