@@ -95,9 +95,18 @@ class FileBridge:
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         output = FileOutput(path.name, media_type, path.read_bytes())
         path.unlink()
+        if path.parent != self.output_dir.resolve():
+            _remove_if_empty(path.parent)
         return output
 
     @staticmethod
     def remove(paths: list[Path]) -> None:
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # not empty: the predictor keeps other files there

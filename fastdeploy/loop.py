@@ -100,7 +100,17 @@ class Loop:
         self.store.heartbeat(self.info())
 
     def _run_checked(self, inputs: list) -> list:
-        return run_checked(self.stage_def, inputs)
+        """Run outside the queue (smoke test, tuning); output files are checked and removed as in serving.
+
+        Any failure here is the recipe's: it cannot serve even its own examples.
+        """
+        try:
+            return [self.files.from_predictor(output) for output in run_checked(self.stage_def, inputs)]
+        except RecipeError:
+            raise
+        except Exception as exc:
+            raise RecipeError(f"predictor in {self.stage_def.file} failed on {len(inputs)} example input(s): "
+                              f"{type(exc).__name__}: {exc}") from exc
 
     # -- one step -----------------------------------------------------------
 

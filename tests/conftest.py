@@ -53,14 +53,14 @@ class Server:
     """A fastdeploy process tree started with its CLI, stopped by pid."""
 
     def __init__(self, mode: str, recipe: Path, port: int, store_dir: Path, log_path: Path,
-                 env: dict | None = None, **settings):
+                 env: dict | None = None, args: list[str] | None = None, **settings):
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         env = {**os.environ, **(env or {}), "FASTDEPLOY_PORT": str(port), "FASTDEPLOY_STORE_DIR": str(store_dir),
                "FASTDEPLOY_GRACEFUL_TIMEOUT_S": "10"}
         env.update({f"FASTDEPLOY_{k.upper()}": str(v) for k, v in settings.items()})
         self.log = open(log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "fastdeploy", f"--{mode}", str(recipe)],
+        self.process = subprocess.Popen([sys.executable, "-m", "fastdeploy", f"--{mode}", str(recipe), *(args or [])],
                                         env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, path: str = "/ready", timeout_s: float = 60) -> None:
@@ -99,9 +99,9 @@ def start_server(tmp_path):
     store_dir = tmp_path / "queue"
 
     def start(mode: str = "run", recipe: Path = ECHO, port: int | None = None, ready: str | None = "/ready",
-              env: dict | None = None, **settings) -> Server:
+              env: dict | None = None, args: list[str] | None = None, **settings) -> Server:
         server = Server(mode, recipe, port or free_port(), store_dir, tmp_path / f"server-{len(servers)}.log",
-                        env, **settings)
+                        env, args, **settings)
         servers.append(server)
         if ready:
             server.wait_ready(ready)

@@ -1,7 +1,7 @@
 """Server-Sent Events for /sync requests that ask to stream.
 
-Events: ``chunk`` (``{"index": i, "data": ...}``, one per streamed piece, in
-order), then one ``done`` (``{"id", "status", "timings"}``) or ``error``
+Events: ``accepted`` (``{"id"}``, at once), ``chunk`` (``{"index": i, "data": ...}``,
+one per streamed piece, in order), then one ``done`` (``{"id", "status", "timings"}``) or ``error``
 (``{"id", "error"}``). A recipe that does not stream sends each input's whole
 output as one chunk. A client that disconnects cancels its request (the
 server notices at its next write); other streams are unaffected.
@@ -21,20 +21,25 @@ from fastdeploy.store.codec import unpack
 log = logging.getLogger(__name__)
 
 
-def event(name: str, data: object) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
-
-
 def stream_events(store: Store, waiter: ResultWaiter, request_id: str, timeout_s: float) -> Iterator[bytes]:
+    """The events of one request as Server-Sent Events bytes."""
+    for name, data in request_events(store, waiter, request_id, timeout_s):
+        yield b"event: " + name.encode() + b"\ndata: " + json_bytes(data) + b"\n\n"
+
+
+def request_events(store: Store, waiter: ResultWaiter, request_id: str,
+                   timeout_s: float) -> Iterator[tuple[str, dict]]:
+    """(event name, data) pairs: accepted (with the id), chunks as they are stored, then done or error."""
     deadline = time.monotonic() + timeout_s
     after, streamed, ended = 0, False, False
+    yield "accepted", {"id": request_id}
     try:
         while True:
             since = waiter.rings
             finished = bool(store.finished([request_id]))
             for chunk in store.chunks(request_id, after):
                 after, streamed = chunk.chunk_id, True
-                yield event("chunk", {"index": chunk.index, "data": unpack(chunk.data)})
+                yield "chunk", {"index": chunk.index, "data": unpack(chunk.data)}
             if finished:
                 ended = True
                 yield from _final_events(store, request_id, streamed)
@@ -44,9 +49,9 @@ def stream_events(store: Store, waiter: ResultWaiter, request_id: str, timeout_s
                 waiter.wait_for_change(request_id, remaining, since)
             else:
                 ended = True
-                yield event("error", {"id": request_id, "error": {
+                yield "error", {"id": request_id, "error": {
                     "code": "timeout", "message": f"stream not finished within {timeout_s}s; "
-                                                  f"poll /result/{request_id}"}})
+                                                  f"poll /result/{request_id}"}}
                 return
     finally:
         if not ended:  # the client went away mid-stream
@@ -54,16 +59,16 @@ def stream_events(store: Store, waiter: ResultWaiter, request_id: str, timeout_s
             store.fail([request_id], CANCELLED, "the client disconnected from the stream")
 
 
-def _final_events(store: Store, request_id: str, streamed: bool) -> Iterator[bytes]:
+def _final_events(store: Store, request_id: str, streamed: bool) -> Iterator[tuple[str, dict]]:
     result = store.result(request_id)
     if result is None:
-        yield event("error", {"id": request_id, "error": {"code": "not_found", "message": "result expired"}})
+        yield "error", {"id": request_id, "error": {"code": "not_found", "message": "result expired"}}
         return
     document = result_document(result)
     if result.status == DONE:
         if not streamed:  # a predictor that does not stream: each whole output is one chunk
             for index, output in enumerate(document["results"]):
-                yield event("chunk", {"index": index, "data": output})
-        yield event("done", {"id": request_id, "status": DONE, "timings": document["timings"]})
+                yield "chunk", {"index": index, "data": output}
+        yield "done", {"id": request_id, "status": DONE, "timings": document["timings"]}
     elif result.status != PENDING:
-        yield event("error", {"id": request_id, "error": document["error"]})
+        yield "error", {"id": request_id, "error": document["error"]}

@@ -30,6 +30,7 @@ class ResultWaiter:
         self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self.rings = 0  # how many times the poller woke; streams read it before reading chunks
+        self._closed = False
 
     def wait(self, request_id: str, timeout_s: float) -> bool:
         """True when the request finished within timeout_s."""
@@ -64,6 +65,9 @@ class ResultWaiter:
         idle_since = None
         while True:
             with self._lock:
+                if self._closed:
+                    self._poller = None
+                    return
                 if self._finish_events or self._change_events:
                     idle_since = None
                 elif idle_since is None:
@@ -77,6 +81,14 @@ class ResultWaiter:
             except Exception:
                 log.exception("waiter: waiting for results failed; polling instead")
                 time.sleep(BACKSTOP_S)
+
+    def close(self) -> None:
+        """Stop the poller (before the store it reads is closed)."""
+        with self._lock:
+            self._closed = True
+            poller = self._poller
+        if poller is not None:
+            poller.join(timeout=2 * BACKSTOP_S)
 
     def _release(self) -> None:
         with self._lock:

@@ -1,0 +1,1 @@
+example = ["hello", "fastdeploy", 42]

@@ -1,0 +1,1 @@
+example = ["a red square", "a blue circle"]

@@ -1,0 +1,1 @@
+example = ["hello there", "stream me a few words please"]

@@ -1,0 +1,2 @@
+def predictor(inputs, batch_size):
+    return [f"{x}!" for x in inputs]
