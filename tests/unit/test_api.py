@@ -22,7 +22,8 @@ def serve(make_store, recipe_path, settings, loop=True):
     client = falcon.testing.TestClient(app)
     if loop:
         worker = Loop(load_recipe(recipe_path), make_store(), settings)
-        thread = threading.Thread(target=worker.run, daemon=True)
+        worker.prepare()  # here, not in the thread: CPython 3.11.7 cannot compile in two threads at once
+        thread = threading.Thread(target=worker.serve, daemon=True)
         thread.start()
         client.loop_thread, client.loop = thread, worker
     return client

@@ -33,15 +33,34 @@ def test_candidates_double_up_to_the_cap():
     assert candidate_sizes(48) == [1, 2, 4, 8, 16, 32, 48]
 
 
-def test_stops_growing_when_throughput_stops_improving():
+def test_picks_the_size_where_throughput_stops_improving():
     size, timings = tune(SimulatedModel(fixed_ms=20, per_item_ms=1, saturate_at=16))
     assert size == 16
-    assert [t.batch_size for t in timings] == [1, 2, 4, 8, 16, 32]
+    assert [t.batch_size for t in timings] == [1, 2, 4, 8, 16, 32]  # 64 passes the 1 s latency cap
+
+
+def test_smallest_size_close_to_the_best_wins_over_a_slightly_faster_bigger_one():
+    # 20 ms + 1 ms per item: 64 -> 762 items/s, 128 -> 865 items/s (within 15 %)
+    size, _ = tune(SimulatedModel(fixed_ms=20, per_item_ms=1), min_gain=0.15)
+    assert size == 64
+
+
+def test_a_plateau_does_not_stop_the_search():
+    model = SimulatedModel(fixed_ms=0, per_item_ms=1)
+    costs = {1: 2.0, 2: 4.0, 4: 8.0, 8: 16.0, 16: 8.0, 32: 16.0}  # flat up to 8, then twice as fast
+
+    def run(inputs):
+        model.now += costs[len(inputs)] / 1000
+
+    size, _ = tune_batch_size(run, ["x"], clock=model.clock, max_batch_size=32, max_batch_latency_ms=1000,
+                              min_gain=0.1)
+    assert size == 16
 
 
 def test_batch_latency_cap_limits_the_size():
-    size, _ = tune(SimulatedModel(fixed_ms=20, per_item_ms=1), max_batch_latency_ms=60)
+    size, timings = tune(SimulatedModel(fixed_ms=20, per_item_ms=1), max_batch_latency_ms=60)
     assert size == 32  # 52 ms fits, 84 ms does not
+    assert timings[-1].batch_size == 32
 
 
 def test_cheap_fixed_cost_model_goes_to_the_cap():

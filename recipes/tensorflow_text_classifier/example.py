@@ -1,0 +1,1 @@
+example = ["a great movie", "the plot was terrible", "good actor, bad film"]
