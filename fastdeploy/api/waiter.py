@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 
-from fastdeploy.store.base import Store
+from fastdeploy.store.base import Store, StoreClosedError
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,13 @@ class ResultWaiter:
                 elif time.monotonic() - idle_since > IDLE_EXIT_S:
                     self._poller = None
                     return
-            self._release()
             try:
+                self._release()
                 self.store.wait_for_results(BACKSTOP_S)
+            except StoreClosedError:
+                with self._lock:
+                    self._poller = None
+                return
             except Exception:
                 log.exception("waiter: waiting for results failed; polling instead")
                 time.sleep(BACKSTOP_S)
@@ -100,6 +104,8 @@ class ResultWaiter:
             return
         try:
             done = self.store.finished(waiting)
+        except StoreClosedError:
+            raise
         except Exception:
             log.exception("waiter: could not read finished requests")
             return

@@ -26,6 +26,10 @@ ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 CANCELLED = "cancelled"
 
 
+class StoreClosedError(Exception):
+    """The store was closed while (or before) this call used it."""
+
+
 class QueueFullError(Exception):
     def __init__(self, queued: int, asked: int, limit: int) -> None:
         super().__init__(f"{queued} inputs queued, {asked} more asked; the limit is {limit}")

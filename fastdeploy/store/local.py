@@ -27,7 +27,7 @@ import orjson
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
                                    Chunk, Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
-                                   Store, Webhook, WebhookJob)
+                                   Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class LocalStore(Store):
         self._conn: sqlite3.Connection | None = None
         self._doorbells: Doorbells | None = None
         self._bells: dict[str, Bell] = {}
+        self._closed = False
         with self._transaction() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -113,6 +114,8 @@ class LocalStore(Store):
 
     def _connection(self) -> sqlite3.Connection:
         """One connection per process; a forked child must not reuse its parent's."""
+        if self._closed:
+            raise StoreClosedError(f"store {self.path} is closed")
         if self._pid != os.getpid():
             self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout=0")
@@ -131,7 +134,12 @@ class LocalStore(Store):
         bell = self._bells.get(role)
         if bell is None:
             bell = self._bells[role] = self.doorbells.listen(role)
-        return bell.wait(timeout_s)
+        try:
+            return bell.wait(timeout_s)
+        except OSError:
+            if self._closed:  # closed by another thread while this one waited
+                raise StoreClosedError(f"store {self.path} is closed") from None
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -405,6 +413,7 @@ class LocalStore(Store):
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
                 self._doorbells.close()

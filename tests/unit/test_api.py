@@ -133,14 +133,14 @@ def test_sync_timeout_is_504_with_the_id_to_poll(queue_only):
     assert queue_only.simulate_get("/result/id0").status_code == 202
 
 
-def test_ready_only_once_a_loop_serves(queue_only, echo):
+def test_not_ready_while_no_loop_serves(queue_only):
     assert queue_only.simulate_get("/ready").status_code == 503
+    assert queue_only.simulate_get("/ready").json["error"]["code"] == "not_ready"
     assert queue_only.simulate_get("/health").json == {"status": "ok"}
-    for _ in range(100):
-        if echo.simulate_get("/ready").status_code == 200:
-            break
-        echo.loop_thread.join(0.05)
-    assert echo.simulate_get("/ready").json["loops"] == 1
+
+
+def test_ready_once_a_loop_serves(echo):
+    assert echo.simulate_get("/ready").json == {"status": "ready", "loops": 1}
 
 
 def test_meta_shows_recipe_batch_size_settings_and_queue(echo):
