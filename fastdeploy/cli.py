@@ -61,7 +61,10 @@ def main(run_recipe: Path | None, loop_recipe: Path | None, stage: int, rest_rec
     if len(modes) != 1:
         raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE, --rest RECIPE or --new-recipe NAME")
     if new_recipe:
-        write_template(template, new_recipe)
+        try:
+            write_template(template, new_recipe)
+        except FileExistsError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f"wrote {new_recipe}/ from the {template} template; serve it with: fastdeploy --run {new_recipe}")
         return
     try:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import importlib.util
 
+import pytest
+from click.testing import CliRunner
+
+from fastdeploy.cli import main
 from fastdeploy.errors import RecipeError
 from fastdeploy.recipe import load_recipe
 from fastdeploy.runner import PredictionFailed, RecipeRunner
 from fastdeploy.settings import Settings
 from fastdeploy.store.codec import FileInput, FileOutput
+from fastdeploy.templates import TEMPLATES
 from tests.conftest import ROOT
 
 DATA = ROOT / "tests" / "data" / "recipes"
@@ -74,3 +79,19 @@ def test_file_outputs_come_back_as_files_and_leaks_are_refused():
         with pytest.raises(PredictionFailed, match="outside its output folder"):
             runner.predict(["leak"])
     assert file == FileOutput("x.txt", "text/plain", b"file for x")
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_new_recipe_templates_work_out_of_the_box(tmp_path, template):
+    needed = {"torch": "torch", "tensorflow": "tensorflow"}.get(template)
+    if needed and importlib.util.find_spec(needed) is None:
+        pytest.skip(f"{needed} is not installed (pip install -e '.[{template}]')")
+    result = CliRunner().invoke(main, ["--new-recipe", str(tmp_path / "mine"), "--template", template])
+    assert result.exit_code == 0, result.output
+    assert "fastdeploy --run" in result.output
+    with RecipeRunner(tmp_path / "mine", FIXED) as runner:
+        example = runner.recipe.example()
+        outputs = runner.predict(example)
+    assert len(outputs) == len(example)
+    again = CliRunner().invoke(main, ["--new-recipe", str(tmp_path / "mine")])
+    assert again.exit_code == 1 and "already exists; pick a new folder name" in again.output
