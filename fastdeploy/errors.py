@@ -37,6 +37,16 @@ class NotAcceptable(FastDeployError):
     http_status = 406
 
 
+class RequestTimeout(FastDeployError):
+    code = "request_timeout"
+    http_status = 408
+
+
+class Conflict(FastDeployError):
+    code = "conflict"
+    http_status = 409
+
+
 class TooLarge(FastDeployError):
     code = "too_large"
     http_status = 413

@@ -32,6 +32,12 @@ class Settings:
     timeout_s: float = _knob(60.0, "Default time a /sync request waits for its results before 504.")
     max_timeout_s: float = _knob(3600.0, "Largest per-request 'timeout' a client may ask for.")
     retry_after_s: int = _knob(1, "Retry-After seconds sent with 503 when the queue is full.")
+    body_timeout_s: float = _knob(30.0, "Longest a client may take to send a request body; slower gets 408.")
+    # access
+    api_keys: str = _knob("", "Comma-separated keys accepted as 'Authorization: Bearer KEY'; empty: no auth.")
+    open_paths: str = _knob("/health,/ready", "Paths served without a key when api_keys is set (probes).")
+    certfile: str = _knob("", "TLS certificate (PEM) for the API; with keyfile, the API speaks HTTPS only.")
+    keyfile: str = _knob("", "TLS private key (PEM) for certfile.")
     # queue
     store_dir: str = _knob("", "Folder of the embedded queue; empty means /dev/shm/fastdeploy/<recipe>.")
     max_queue_length: int = _knob(10000, "Most inputs waiting or running at once; past it /sync and /async get 503.")
@@ -44,7 +50,7 @@ class Settings:
     batch_size: int = _knob(0, "Fixed batch size; 0 tunes it at startup from measured timings.")
     max_batch_size: int = _knob(128, "Largest batch size the tuner tries.")
     max_batch_latency_ms: float = _knob(1000.0, "The tuner never picks a batch slower than this.")
-    min_tuning_gain: float = _knob(0.1, "The tuner stops growing the batch when throughput gains less than this.")
+    min_tuning_gain: float = _knob(0.1, "The tuner picks the smallest batch within this fraction of the best throughput.")
     max_wait_ms: float = _knob(10.0, "Longest a short batch waits for more inputs before it runs.")
     batch_idle_ms: float = _knob(1.0, "A short batch stops waiting once no input arrived for this long.")
     heartbeat_interval_s: float = _knob(1.0, "How often a loop reports itself alive and renews its leases.")
@@ -73,6 +79,9 @@ class Settings:
                 f"batch_size {self.batch_size} is above max_batch_size {self.max_batch_size}; "
                 f"raise {ENV_PREFIX}MAX_BATCH_SIZE or lower {ENV_PREFIX}BATCH_SIZE"
             )
+        if bool(self.certfile) != bool(self.keyfile):
+            raise ValueError(f"certfile and keyfile go together; set both {ENV_PREFIX}CERTFILE and "
+                             f"{ENV_PREFIX}KEYFILE, or neither")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
 
@@ -95,9 +104,16 @@ class Settings:
     def public(self) -> dict[str, Any]:
         """Settings safe to show on /meta: secrets are masked."""
         shown = dataclasses.asdict(self)
-        if shown["webhook_secret"]:
-            shown["webhook_secret"] = "***"
+        for secret in ("webhook_secret", "api_keys"):
+            if shown[secret]:
+                shown[secret] = "***"
         return shown
+
+    def key_list(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    def open_path_list(self) -> list[str]:
+        return [path.strip() for path in self.open_paths.split(",") if path.strip()]
 
 
 def parse_value(f: dataclasses.Field, raw: str) -> Any:
@@ -107,3 +123,17 @@ def parse_value(f: dataclasses.Field, raw: str) -> Any:
         return kind(raw)
     except ValueError:
         raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r} is not a valid {f.type}") from None
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting in docs/configuration.md: ``python -m fastdeploy.settings``."""
+    rows = ["| setting | env var | CLI option | default | what it does |", "|---|---|---|---|---|"]
+    for f in dataclasses.fields(Settings):
+        default = '""' if f.default == "" else f.default
+        rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name.upper()}` | `--{f.name.replace('_', '-')}` | `{default}` "
+                    f"| {f.metadata['help']} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

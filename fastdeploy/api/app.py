@@ -16,7 +16,9 @@ from typing import Callable
 
 import falcon
 
+from fastdeploy.api.auth import ApiKeyAuth
 from fastdeploy.api.media import OPTIONS
+from fastdeploy.api.openapi import OpenApiResource
 from fastdeploy.api.resources import (AsyncResource, HealthResource, MetaResource, ReadyResource,
                                       RecipeInfo, ResultResource, Submitter, SyncResource)
 from fastdeploy.api.waiter import ResultWaiter
@@ -31,8 +33,8 @@ from fastdeploy.store.base import Store
 log = logging.getLogger(__name__)
 
 
-HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "too_large",
-                    415: "unsupported_media_type", 422: "wrong_shape"}
+HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+                    413: "too_large", 415: "unsupported_media_type", 422: "wrong_shape"}
 
 
 def new_request_id() -> str:
@@ -41,7 +43,8 @@ def new_request_id() -> str:
 
 def create_app(settings: Settings, store: Store, recipe: RecipeInfo, *, clock: Callable[[], float] = time.time,
                new_id: Callable[[], str] = new_request_id) -> falcon.App:
-    app = falcon.App()
+    keys = settings.key_list()
+    app = falcon.App(middleware=[ApiKeyAuth(keys, settings.open_path_list())] if keys else [])
     app.req_options.strip_url_path_trailing_slash = True
     multipart = app.req_options.media_handlers[falcon.MEDIA_MULTIPART]
     multipart.parse_options.max_body_part_count = settings.max_inputs + len(OPTIONS)
@@ -52,6 +55,7 @@ def create_app(settings: Settings, store: Store, recipe: RecipeInfo, *, clock: C
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(settings, store, recipe, clock))
     app.add_route("/meta", MetaResource(settings, store, recipe, clock))
+    app.add_route("/openapi.json", OpenApiResource(recipe))
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(FastDeployError, handle_fastdeploy_error)

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 import falcon
+import gevent
+import gevent.monkey
 import msgpack
 import orjson
 
-from fastdeploy.errors import BadRequest, TooLarge, UnsupportedMediaType, WrongShape
+from fastdeploy.errors import BadRequest, RequestTimeout, TooLarge, UnsupportedMediaType, WrongShape
 from fastdeploy.files import scratch_root
 from fastdeploy.results import json_bytes
 from fastdeploy.settings import Settings
@@ -43,11 +46,13 @@ class PredictionRequest:
 
 def read_prediction_request(req: falcon.Request, settings: Settings) -> PredictionRequest:
     media_type = _media_type(req.content_type) or JSON
-    if media_type == MULTIPART:
-        fields, files = _read_multipart(req, settings)
-    else:
-        body = _decode(media_type, _read_body(req, settings.max_body_bytes))
-        fields, files = ({"data": body} if isinstance(body, list) else body), []
+    with read_deadline(settings.body_timeout_s):
+        if media_type == MULTIPART:
+            fields, files = _read_multipart(req, settings)
+        else:
+            fields, files = _decode(media_type, _read_body(req, settings.max_body_bytes)), []
+    if isinstance(fields, list):
+        fields = {"data": fields}
     if not isinstance(fields, dict):
         raise WrongShape(f"body is a {type(fields).__name__}; send a list of inputs or {{\"data\": [...]}}")
     unknown = sorted(str(key) for key in fields if key not in OPTIONS)
@@ -68,6 +73,25 @@ def read_prediction_request(req: falcon.Request, settings: Settings) -> Predicti
         webhook_url=_webhook(fields.get("webhook")),
         stream=_flag(fields.get("stream", False), "stream") or EVENT_STREAM in (req.accept or ""),
     )
+
+
+@contextmanager
+def read_deadline(seconds: float) -> Iterator[None]:
+    """Bound the time a client may take to send its body, so slow senders cannot pin workers.
+
+    Under gevent (the server) a gevent.Timeout interrupts the blocked read; elsewhere
+    (falcon's test client) bodies are already in memory and nothing can block.
+    """
+    if not gevent.monkey.is_module_patched("socket"):
+        yield
+        return
+    timeout = gevent.Timeout(seconds, RequestTimeout(f"the request body took over {seconds}s to arrive "
+                                                     "(FASTDEPLOY_BODY_TIMEOUT_S)"))
+    timeout.start()
+    try:
+        yield
+    finally:
+        timeout.cancel()
 
 
 def _media_type(header: str | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import platform
 from dataclasses import dataclass
 from typing import Callable
@@ -14,13 +15,15 @@ from fastdeploy.api.media import (EVENT_STREAM, PredictionRequest, read_predicti
                                   write_document)
 from fastdeploy.api.streaming import stream_events
 from fastdeploy.api.waiter import ResultWaiter
-from fastdeploy.errors import FastDeployError, NotAcceptable, NotFound, NotReady, QueueFull, SyncTimeout
+from fastdeploy.errors import (Conflict, FastDeployError, NotAcceptable, NotFound, NotReady, QueueFull,
+                               SyncTimeout, WrongShape)
 from fastdeploy.results import result_document
 from fastdeploy.settings import Settings
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, FAILED, PENDING,
-                                   PREDICTOR_FAILED, QueueFullError, Store)
+                                   PREDICTOR_FAILED, IdempotencyConflict, QueueFullError, Store)
 from fastdeploy.store.codec import FileOutput, pack
 
+MAX_IDEMPOTENCY_KEY_CHARS = 255
 FAILURE_STATUS = {PREDICTOR_FAILED: 500, DEADLINE_EXCEEDED: 504, ATTEMPTS_EXHAUSTED: 500}
 
 
@@ -54,16 +57,23 @@ class Submitter:
                  new_id: Callable[[], str]) -> None:
         self.settings, self.store, self.recipe, self.clock, self.new_id = settings, store, recipe, clock, new_id
 
-    def submit(self, request: PredictionRequest, timeout_s: float | None) -> str:
-        request_id = self.new_id()
+    def submit(self, request: PredictionRequest, timeout_s: float | None,
+               idempotency_key: str | None = None) -> str:
+        """Queue the request and return its id (an earlier one for a repeated idempotency key)."""
         deadline = None if timeout_s is None else self.clock() + timeout_s
+        payloads = [pack(x) for x in request.inputs]
+        fingerprint = None
+        if idempotency_key is not None:
+            fingerprint = hashlib.sha256(pack([payloads, request.webhook_url, request.timeout_s])).hexdigest()
         try:
-            self.store.enqueue(request_id, [pack(x) for x in request.inputs], deadline=deadline,
-                               webhook_url=request.webhook_url, stages=self.recipe.stages)
+            return self.store.enqueue(self.new_id(), payloads, deadline=deadline, webhook_url=request.webhook_url,
+                                      stages=self.recipe.stages, idempotency_key=idempotency_key,
+                                      fingerprint=fingerprint)
         except QueueFullError as exc:
             raise QueueFull(f"queue is full: {exc} (FASTDEPLOY_MAX_QUEUE_LENGTH); retry later",
                             self.settings.retry_after_s) from None
-        return request_id
+        except IdempotencyConflict as exc:
+            raise Conflict(f"{exc}; use a new Idempotency-Key for a new request") from None
 
 
 class SyncResource:
@@ -96,10 +106,18 @@ class AsyncResource:
         self.submitter = submitter
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        key = idempotency_key(req)
         request = read_prediction_request(req, self.submitter.settings)
-        request_id = self.submitter.submit(request, request.timeout_s)
+        request_id = self.submitter.submit(request, request.timeout_s, key)
         write_document(req, resp, {"id": request_id, "status": PENDING, "result_url": f"/result/{request_id}"},
                        status=202)
+
+
+def idempotency_key(req: falcon.Request) -> str | None:
+    key = req.get_header("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable()):
+        raise WrongShape(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable characters")
+    return key
 
 
 class ResultResource:

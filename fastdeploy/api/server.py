@@ -36,6 +36,9 @@ class ApiServer(BaseApplication):
             "control_socket_disable": True,  # one shared path in $HOME would clash between servers
         }.items():
             self.cfg.set(key, str(value))
+        if s.certfile:
+            self.cfg.set("certfile", s.certfile)
+            self.cfg.set("keyfile", s.keyfile)
 
     def load(self):
         from fastdeploy.api.app import create_app

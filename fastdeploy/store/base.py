@@ -30,6 +30,14 @@ class StoreClosedError(Exception):
     """The store was closed while (or before) this call used it."""
 
 
+class IdempotencyConflict(Exception):
+    """An idempotency key was used before with a different request."""
+
+    def __init__(self, key: str, request_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for request {request_id} with a different body")
+        self.key, self.request_id = key, request_id
+
+
 class QueueFullError(Exception):
     def __init__(self, queued: int, asked: int, limit: int) -> None:
         super().__init__(f"{queued} inputs queued, {asked} more asked; the limit is {limit}")
@@ -113,8 +121,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None, stages: int = 1) -> None:
-        """Queue all inputs of a request atomically for stage 1 of ``stages``; raise QueueFullError past the limit."""
+                webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
+                fingerprint: str | None = None) -> str:
+        """Queue all inputs of a request atomically for stage 1 of ``stages``; return the request's id.
+
+        Raises QueueFullError past the limit. With an idempotency key already used for a
+        request whose result still lives, nothing is queued: the earlier id is returned when
+        ``fingerprint`` matches, IdempotencyConflict is raised when it does not.
+        """
 
     @abc.abstractmethod
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:

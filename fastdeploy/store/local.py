@@ -25,9 +25,9 @@ from typing import Callable, Iterator
 
 import orjson
 
-from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
-                                   Chunk, Failure, LoopInfo, QueueFullError, QueueItem, RequestResult,
-                                   Store, StoreClosedError, Webhook, WebhookJob)
+from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
+                                   Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
+                                   RequestResult, Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS chunks (
     data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_request ON chunks(request_id, chunk_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    key TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    fingerprint TEXT
+);
 CREATE TABLE IF NOT EXISTS loops (
     loop_id TEXT PRIMARY KEY,
     heartbeat_at REAL NOT NULL,
@@ -161,9 +166,16 @@ class LocalStore(Store):
     # -- queue ------------------------------------------------------------
 
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None, stages: int = 1) -> None:
+                webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
+                fingerprint: str | None = None) -> str:
         now = self.clock()
         with self._transaction() as db:
+            if idempotency_key is not None:
+                earlier = self._earlier_request(db, idempotency_key, fingerprint, now)
+                if earlier is not None:
+                    return earlier
+                db.execute("INSERT OR REPLACE INTO idempotency (key, request_id, fingerprint) VALUES (?, ?, ?)",
+                           (idempotency_key, request_id, fingerprint))
             queued = _count_unfinished(db)
             if queued + len(payloads) > self.max_queue_length:
                 raise QueueFullError(queued, len(payloads), self.max_queue_length)
@@ -176,6 +188,20 @@ class LocalStore(Store):
                 [(request_id, i, payload, deadline, stages) for i, payload in enumerate(payloads)],
             )
         self.doorbells.ring(_work_role(1))
+        return request_id
+
+    def _earlier_request(self, db: sqlite3.Connection, key: str, fingerprint: str | None,
+                         now: float) -> str | None:
+        """The live request an idempotency key already names, if any."""
+        row = db.execute(
+            "SELECT i.request_id, i.fingerprint FROM idempotency i JOIN requests r ON r.request_id = i.request_id "
+            "WHERE i.key = ? AND (r.expires_at IS NULL OR r.expires_at >= ?)", (key, now),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] != fingerprint:
+            raise IdempotencyConflict(key, row[0])
+        return row[0]
 
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
         now = self.clock()
@@ -405,6 +431,7 @@ class LocalStore(Store):
                 "AND (webhook_status IS NULL OR webhook_status != 'pending')", (now,))]
             db.executemany("DELETE FROM items WHERE request_id = ?", [(r,) for r in expired])
             db.executemany("DELETE FROM chunks WHERE request_id = ?", [(r,) for r in expired])
+            db.executemany("DELETE FROM idempotency WHERE request_id = ?", [(r,) for r in expired])
             db.executemany("DELETE FROM requests WHERE request_id = ?", [(r,) for r in expired])
             db.execute("DELETE FROM loops WHERE heartbeat_at < ?", (now - 10 * self.loop_stale_s,))
         if expired:
