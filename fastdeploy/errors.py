@@ -41,10 +41,18 @@ class RequestTimeout(FastDeployError):
     code = "request_timeout"
     http_status = 408
 
+    def headers(self) -> dict[str, str]:
+        return {"Connection": "close"}  # the rest of the body may still come: do not read it as a request
+
 
 class Conflict(FastDeployError):
     code = "conflict"
     http_status = 409
+
+
+class LengthRequired(FastDeployError):
+    code = "length_required"
+    http_status = 411
 
 
 class TooLarge(FastDeployError):

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 HTTP_ERROR_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
-                    413: "too_large", 415: "unsupported_media_type", 422: "wrong_shape"}
+                    411: "length_required", 413: "too_large", 415: "unsupported_media_type", 422: "wrong_shape"}
 
 
 def new_request_id() -> str:

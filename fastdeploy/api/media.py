@@ -20,7 +20,8 @@ import gevent.monkey
 import msgpack
 import orjson
 
-from fastdeploy.errors import BadRequest, RequestTimeout, TooLarge, UnsupportedMediaType, WrongShape
+from fastdeploy.errors import (BadRequest, LengthRequired, RequestTimeout, TooLarge, UnsupportedMediaType,
+                               WrongShape)
 from fastdeploy.files import scratch_root
 from fastdeploy.results import json_bytes
 from fastdeploy.settings import Settings
@@ -133,7 +134,9 @@ def _decode(media_type: str, data: bytes) -> Any:
 def _read_multipart(req: falcon.Request, settings: Settings) -> tuple[dict, list[FileInput]]:
     """Form fields (JSON-decoded where they hold JSON) and uploaded files, in upload order."""
     limit = settings.max_upload_bytes
-    if req.content_length is not None and req.content_length > limit:
+    if req.content_length is None:  # falcon's multipart parser needs the length up front
+        raise LengthRequired("multipart uploads need a Content-Length header (chunked uploads are not accepted)")
+    if req.content_length > limit:
         raise TooLarge(f"upload is {req.content_length} bytes; the limit is {limit} (FASTDEPLOY_MAX_UPLOAD_BYTES)")
     fields: dict[str, Any] = {}
     files: list[FileInput] = []
