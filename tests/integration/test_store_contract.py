@@ -9,7 +9,7 @@ import time
 import pytest
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
-                                   PREDICTOR_FAILED, LoopInfo, QueueFullError)
+                                   PREDICTOR_FAILED, IdempotencyConflict, LoopInfo, QueueFullError)
 from fastdeploy.store.codec import pack, unpack
 from fastdeploy.store.local import LocalStore
 
@@ -241,3 +241,16 @@ def test_concurrent_producers_and_consumers_across_processes(tmp_path):
         for n in range(150):
             assert outputs_of(store, f"p{worker}-{n}") == [[worker, n], [worker, n, "second"]]
     assert store.queue_length() == 0
+
+
+def test_idempotency_key_holds_while_the_result_lives(make_store):
+    clock = FakeClock()
+    store = make_store(result_ttl_s=10, clock=clock)
+    assert store.enqueue("first", [pack(1)], idempotency_key="k", fingerprint="f1") == "first"
+    assert store.enqueue("second", [pack(1)], idempotency_key="k", fingerprint="f1") == "first"
+    with pytest.raises(IdempotencyConflict):
+        store.enqueue("third", [pack(2)], idempotency_key="k", fingerprint="f2")
+    assert store.queue_length() == 1
+    store.complete(store.claim(1, 30), [pack(1)])
+    clock.now += 11  # the result expired: the key is free again
+    assert store.enqueue("fourth", [pack(2)], idempotency_key="k", fingerprint="f2") == "fourth"

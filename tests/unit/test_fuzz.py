@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastdeploy.api.app import create_app, recipe_info
+from fastdeploy.files import safe_name
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
@@ -113,3 +114,11 @@ def test_deep_nesting_is_refused_not_crashed(app):
     deep_msgpack = b"\x91" * 3000 + b"\x01"
     response = app.simulate_post("/async", body=deep_msgpack, headers={"Content-Type": "application/msgpack"})
     assert response.status_code == 400
+
+
+@FUZZ
+@given(name=st.text(max_size=300))
+def test_uploaded_file_names_cannot_leave_their_folder(name):
+    safe = safe_name(name)
+    assert safe and "/" not in safe and "\\" not in safe and "\x00" not in safe
+    assert not safe.startswith(".") and len(safe) <= 100
