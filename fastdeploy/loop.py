@@ -48,7 +48,8 @@ class Loop:
         self.started_at = wall_clock()
         self._stop = threading.Event()
         self._in_flight: list[int] = []
-        self._last_batch_len = 0
+        self._returning = 0  # inputs of the last batch: their callers are likely to come back
+        self._right_after_a_batch = False
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -119,32 +120,39 @@ class Loop:
         batch = self.collect_batch()
         if batch:
             self.run_batch(batch)
+            self._returning, self._right_after_a_batch = len(batch), True
         return len(batch)
 
     def collect_batch(self) -> list[QueueItem]:
-        """Take what waits; if the batch is short, wait briefly while more keeps arriving.
+        """Take what waits; if that is less than the demand in sight, wait briefly for the rest.
 
-        Waiting only pays when requests come concurrently, so a loop whose last
-        batch held a single input (one caller at a time) runs at once and adds
-        no latency; under concurrent load it gathers for up to max_wait_ms.
+        Callers just answered usually come straight back, so the inputs about to
+        arrive are those of the batch that just finished (plus whatever already
+        waits, when the claim follows that batch at once). A short batch waits,
+        at most max_wait_ms, until it reaches that size, or, once it holds at
+        least half of it, until no input came for batch_idle_ms. One caller at a
+        time (a batch of one) never waits, so it adds no latency; concurrent
+        callers merge into full batches instead of splitting into alternating
+        half batches.
         """
         lease_s = self.settings.lease_s
         batch = self.store.claim(self.batch_size, lease_s, self.stage)
+        right_after_a_batch, self._right_after_a_batch = self._right_after_a_batch, False
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S, self.stage)
             return batch
-        gather = self._last_batch_len > 1
-        self._last_batch_len = len(batch)
-        if not gather:
-            return batch
+        expected = self._returning + (len(batch) if right_after_a_batch else 0)
+        expected = min(expected, self.batch_size)
         give_up_at = time.monotonic() + self.settings.max_wait_ms / 1000
         idle_s = self.settings.batch_idle_ms / 1000
-        while len(batch) < self.batch_size:
+        while len(batch) < expected:
             remaining = give_up_at - time.monotonic()
-            if remaining <= 0 or not self.store.wait_for_work(min(idle_s, remaining), self.stage):
+            if remaining <= 0:
+                break
+            patience = remaining if len(batch) * 2 < expected else min(idle_s, remaining)
+            if not self.store.wait_for_work(patience, self.stage):
                 break
             batch += self.store.claim(self.batch_size - len(batch), lease_s, self.stage)
-        self._last_batch_len = len(batch)
         return batch
 
     def run_batch(self, batch: list[QueueItem]) -> None:

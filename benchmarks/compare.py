@@ -1,0 +1,268 @@
+"""fastdeploy against its peers, side by side in one run: fastdeploy 3.1.1 (notAI-tech) and LitServe.
+
+    python benchmarks/compare.py [--duration 10] [--repeats 2] [--workloads sleep,torch]
+
+For each workload and server: start it on 127.0.0.1, drive it closed-loop at
+concurrency 1, 8, 64 and 256 (one input per request, warm-up excluded),
+stop it. Everyone gets the same predictor file and a maximum batch size of
+32; fastdeploy's auto-tuned run is reported separately. Peers run from their
+own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
+the same import name as this package).
+
+Writes benchmarks/results/compare.md and compare.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from benchmarks.loadgen import build_request, run_load  # noqa: E402
+
+VENVS = HERE / ".venvs"
+RESULTS = HERE / "results"
+CONCURRENCY = (1, 8, 64, 256)
+BATCH = 32
+PEER_PACKAGES = {"fastdeploy311": ["fastdeploy==3.1.1", "torch==2.13.0"],
+                 "litserve": ["litserve==0.2.19", "torch==2.13.0"]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def venv_python(name: str) -> str:
+    python = VENVS / name / "bin" / "python"
+    if not python.exists():
+        print(f"making venv {name} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENVS / name)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *PEER_PACKAGES[name]], check=True)
+    return str(python)
+
+
+@dataclass
+class Server:
+    name: str
+    processes: list[subprocess.Popen]
+    port: int
+    request: bytes
+    ready_path: str
+    batch_log: Path
+    scratch: Path
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise SystemExit(f"{self.name} exited during start")
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}{self.ready_path}", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise SystemExit(f"{self.name} not ready after {timeout_s}s")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def start_server(kind: str, recipe: Path, tuned: bool = False) -> Server:
+    port = free_port()
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    batch_log = scratch / "batches.log"
+    env = {**os.environ, "BENCH_BATCH_LOG": str(batch_log)}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if kind == "fastdeploy":
+        env.update(FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(scratch / "queue"),
+                   FASTDEPLOY_LOG_LEVEL="warning", FASTDEPLOY_MAX_BATCH_SIZE=str(BATCH))
+        if not tuned:
+            env["FASTDEPLOY_BATCH_SIZE"] = str(BATCH)
+        processes = [subprocess.Popen([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env, **quiet)]
+        name = "fastdeploy (auto-tuned)" if tuned else "fastdeploy"
+        return Server(name, processes, port, build_request("/sync", b'["x"]' if "sleep" in recipe.name else b"[7]"),
+                      "/ready", batch_log, scratch)
+    if kind == "fastdeploy311":
+        copy = scratch / recipe.name  # it writes its queue files into the recipe folder
+        shutil.copytree(recipe, copy)
+        env.update(PORT=str(port), HOST="127.0.0.1", OPTIMAL_BATCH_SIZE=str(BATCH))
+        python = venv_python("fastdeploy311")
+        processes = [subprocess.Popen([python, "-m", "fastdeploy", "--recipe", str(copy), mode], env=env, cwd=copy,
+                                      **quiet) for mode in ("--loop", "--rest")]
+        body = b'["x"]' if "sleep" in recipe.name else b"[7]"
+        return Server("fastdeploy 3.1.1", processes, port, build_request("/sync", body), "/health", batch_log,
+                      scratch)
+    python = venv_python("litserve")
+    processes = [subprocess.Popen([python, str(HERE / "peers" / "litserve_server.py"), str(recipe), str(port)],
+                                  env=env, **quiet)]
+    body = b'{"input": "x"}' if "sleep" in recipe.name else b'{"input": 7}'
+    return Server("LitServe", processes, port, build_request("/predict", body), "/health", batch_log, scratch)
+
+
+def batch_sizes(log: Path, skip: int) -> list[int]:
+    if not log.exists():
+        return []
+    return [int(line) for line in log.read_text().split()][skip:]
+
+
+def model_times_ms(recipe: Path) -> dict[int, float]:
+    """The predictor alone at each batch size (median of runs): the basis of 'ideal'."""
+    code = f"""
+import json, statistics, sys, time
+sys.path.insert(0, {str(recipe)!r})
+from predictor import predictor
+out = {{}}
+for size in range(1, {BATCH} + 1):
+    inputs = ["x" if {"sleep" in recipe.name} else 7] * size
+    predictor(inputs, size)
+    runs = []
+    for _ in range(7 if size in (1, 8, 16, 32) else 3):
+        start = time.perf_counter(); predictor(inputs, size); runs.append((time.perf_counter() - start) * 1000)
+    out[size] = statistics.median(runs)
+print(json.dumps(out))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_BATCH_LOG"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return {int(k): v for k, v in json.loads(done.stdout).items()}
+
+
+def ideal_items_per_s(sizes: list[int], model_ms: dict[int, float]) -> float | None:
+    """Throughput if the predictor ran back to back on exactly the batches the server formed."""
+    if not sizes:
+        return None
+    return sum(sizes) / sum(model_ms[min(s, BATCH)] for s in sizes) * 1000
+
+
+def measure(server: Server, concurrency: int, duration_s: float, model_ms: dict[int, float]) -> dict:
+    before = len(batch_sizes(server.batch_log, 0))
+    result = run_load(server.port, server.request, concurrency, duration_s, warmup_s=2.0)
+    sizes = batch_sizes(server.batch_log, before)
+    row = result.summary()
+    ideal = ideal_items_per_s(sizes, model_ms)
+    row["mean_batch"] = round(statistics.fmean(sizes), 2) if sizes else None
+    row["ideal_per_s"] = round(ideal, 1) if ideal else None
+    row["efficiency"] = round(row["requests_per_s"] / ideal, 3) if ideal else None
+    if concurrency == 1:
+        row["overhead_ms"] = round(row["p50_ms"] - model_ms[1], 2)
+    return row
+
+
+def loadgen_ceiling(duration_s: float) -> list[dict]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); "
+                               f"from benchmarks.loadgen import serve_trivial; serve_trivial({port}, 600)"])
+    time.sleep(1)
+    try:
+        return [run_load(port, build_request("/x", b"[1]"), c, duration_s, 1.0).summary() for c in CONCURRENCY]
+    finally:
+        server.kill()
+
+
+def markdown(report: dict) -> str:
+    lines = [f"# fastdeploy vs peers, {report['date']}", "", f"    {report['command']}", "",
+             f"Machine: {report['machine']}. Max batch size {BATCH} for everyone; one input per request; "
+             f"closed loop, {report['duration_s']:.0f} s per point after a 2 s warm-up; repetitions: "
+             f"{report['repeats']}. Mean batch and efficiency are over the whole point (warm-up included). "
+             "Efficiency = measured / ideal, where ideal = the predictor alone run back to back on the batches "
+             "the server formed. Overhead = p50 at concurrency 1 − the model's own time for one input.", "",
+             "Load generator ceiling (trivial server): " + ", ".join(
+                 f"c={row['concurrency']}: {row['requests_per_s']:.0f} req/s" for row in report["ceiling"]), ""]
+    for workload, data in report["workloads"].items():
+        lines += [f"## {workload}", "", "Model alone, ms per batch of 1, 8, 16, 32: " + ", ".join(
+            f"{data['model_ms'][size]:.2f}" for size in (1, 8, 16, 32)), ""]
+        lines += ["| rep | server | c | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch | efficiency | overhead ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in data["rows"]:
+            lines.append(f"| {row['repeat']} | {row['server']} | {row['concurrency']} | {row['requests_per_s']:.1f} | "
+                         f"{row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} | "
+                         f"{row['mean_batch']} | {row['efficiency']} | {row.get('overhead_ms', '')} |")
+        lines += ["", "Ratios (fastdeploy / best peer, same repetition):", ""]
+        lines += [f"- {line}" for line in data["ratios"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict]) -> list[str]:
+    out = []
+    for repeat in sorted({r["repeat"] for r in rows}):
+        for c in CONCURRENCY:
+            point = {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
+            ours = point.get("fastdeploy")
+            peers = [r for name, r in point.items() if name in ("fastdeploy 3.1.1", "LitServe")]
+            if not ours or not peers:
+                continue
+            best = max(peers, key=lambda r: r["requests_per_s"])
+            text = (f"rep {repeat}, c={c}: throughput {ours['requests_per_s'] / best['requests_per_s']:.2f}× "
+                    f"{best['server']}; p99 {ours['p99_ms']:.1f} vs {min(p['p99_ms'] for p in peers):.1f} ms")
+            if c == 1:
+                text += (f"; overhead {ours['overhead_ms']:.2f} ms vs "
+                         f"{min(p['overhead_ms'] for p in peers):.2f} ms")
+            out.append(text)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workloads", default="sleep,torch")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned")
+    args = parser.parse_args()
+    command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
+    recipes = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
+    kinds = args.servers.split(",")
+    report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+              "duration_s": args.duration, "repeats": args.repeats, "workloads": {}}
+    report["ceiling"] = loadgen_ceiling(min(args.duration, 5))
+    print("load generator ceiling:", report["ceiling"], flush=True)
+    for workload in args.workloads.split(","):
+        recipe = recipes[workload]
+        model_ms = model_times_ms(recipe)
+        rows = []
+        for repeat in range(1, args.repeats + 1):
+            for kind in kinds:
+                server = start_server("fastdeploy" if kind == "tuned" else kind, recipe, tuned=kind == "tuned")
+                try:
+                    server.wait_ready()
+                    for c in CONCURRENCY:
+                        row = {"repeat": repeat, "server": server.name, **measure(server, c, args.duration, model_ms)}
+                        rows.append(row)
+                        print(json.dumps(row), flush=True)
+                finally:
+                    server.stop()
+        report["workloads"][workload] = {"model_ms": model_ms, "rows": rows, "ratios": ratios(rows)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "compare.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / "compare.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()
