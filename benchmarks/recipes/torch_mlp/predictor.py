@@ -13,9 +13,9 @@ torch.manual_seed(0)
 BATCH_LOG = os.environ.get("BENCH_BATCH_LOG")
 FEATURES = torch.arange(256, dtype=torch.float32)
 MODEL = torch.nn.Sequential(
-    torch.nn.Linear(256, 1024), torch.nn.ReLU(),
-    torch.nn.Linear(1024, 1024), torch.nn.ReLU(),
-    torch.nn.Linear(1024, 10),
+    torch.nn.Linear(256, 4096), torch.nn.ReLU(),
+    torch.nn.Linear(4096, 4096), torch.nn.ReLU(),
+    torch.nn.Linear(4096, 10),
 ).eval()
 
 
