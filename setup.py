@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["fastdeploy", "fastdeploy.*"]),
-    package_data={"fastdeploy": ["templates/*/*"]},
+    package_data={"fastdeploy": ["templates/*/*", "build/templates/*"]},
     install_requires=[
         "click>=8.1",
         "falcon>=4.0",

@@ -82,15 +82,23 @@ class Server:
         raise SystemExit(f"{self.name} not ready after {timeout_s}s")
 
     def stop(self) -> None:
+        """Each server runs in its own session: stop the whole group, so no worker outlives its run."""
         for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+            _signal_group(process, signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                pass
+            _signal_group(process, signal.SIGKILL)
         shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass
 
 
 def start_server(kind: str, recipe: Path, tuned: bool = False) -> Server:
@@ -98,7 +106,7 @@ def start_server(kind: str, recipe: Path, tuned: bool = False) -> Server:
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     batch_log = scratch / "batches.log"
     env = {**os.environ, "BENCH_BATCH_LOG": str(batch_log)}
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
     if kind == "fastdeploy":
         env.update(FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(scratch / "queue"),
                    FASTDEPLOY_LOG_LEVEL="warning", FASTDEPLOY_MAX_BATCH_SIZE=str(BATCH))

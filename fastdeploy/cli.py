@@ -48,6 +48,20 @@ RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.option("--stage", type=click.IntRange(min=1), default=1, show_default=True,
               help="With --loop: which stage of a chained recipe (predictor_<stage>.py) to run.")
 @click.option("--rest", "rest_recipe", type=RECIPE, help="Run only the API of RECIPE (gunicorn + gevent).")
+@click.option("--build", "build_recipe_path", type=RECIPE,
+              help="Write a Dockerfile (and with --k8s, manifests) for RECIPE; build it if Docker answers.")
+@click.option("--base", envvar="FASTDEPLOY_BUILD_BASE", show_envvar=True,
+              help="With --build: base image (default python:3.11.7-slim-bookworm; a CUDA image for GPUs).")
+@click.option("--tag", envvar="FASTDEPLOY_BUILD_TAG", show_envvar=True,
+              help="With --build: image tag (default fastdeploy-<recipe>).")
+@click.option("--out", type=click.Path(path_type=Path), help="With --build: build folder (default build/<recipe>).")
+@click.option("--no-docker", is_flag=True, help="With --build: write the files only.")
+@click.option("--push", "push_to", metavar="REGISTRY", help="With --build: tag and push to REGISTRY.")
+@click.option("--k8s", is_flag=True, help="With --build: also write Kubernetes manifests.")
+@click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --k8s: replicas (and the autoscaler's minimum).")
+@click.option("--k8s-cpu", default="1", show_default=True, help="With --k8s: CPU request per loop container.")
+@click.option("--k8s-memory", default="2Gi", show_default=True, help="With --k8s: memory per loop container.")
 @click.option("--new-recipe", "new_recipe", type=click.Path(path_type=Path),
               help="Write a working recipe folder to start from, then exit.")
 @click.option("--template", type=click.Choice(TEMPLATES), default="echo", show_default=True,
@@ -55,11 +69,23 @@ RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
 @settings_options
 @click.version_option(__version__, prog_name="fastdeploy")
 def main(run_recipe: Path | None, loop_recipe: Path | None, stage: int, rest_recipe: Path | None,
+         build_recipe_path: Path | None, base: str | None, tag: str | None, out: Path | None, no_docker: bool,
+         push_to: str | None, k8s: bool, replicas: int, k8s_cpu: str, k8s_memory: str,
          new_recipe: Path | None, template: str, **knobs) -> None:
     """Serve a recipe folder (predictor.py, example.py, requirements.txt) over HTTP with batching."""
-    modes = [m for m in (run_recipe, loop_recipe, rest_recipe, new_recipe) if m is not None]
+    modes = [m for m in (run_recipe, loop_recipe, rest_recipe, build_recipe_path, new_recipe) if m is not None]
     if len(modes) != 1:
-        raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE, --rest RECIPE or --new-recipe NAME")
+        raise click.UsageError("give exactly one of --run RECIPE, --loop RECIPE, --rest RECIPE, --build RECIPE "
+                               "or --new-recipe NAME")
+    if build_recipe_path:
+        from fastdeploy.build import build_recipe
+        from fastdeploy.build.context import BuildOptions
+
+        options = BuildOptions(base_image=base, tag=tag, k8s=k8s, replicas=replicas, cpu=k8s_cpu, memory=k8s_memory)
+        try:
+            sys.exit(build_recipe(build_recipe_path, out, options, use_docker=not no_docker, push_to=push_to))
+        except RecipeError as exc:
+            raise click.ClickException(str(exc)) from None
     if new_recipe:
         try:
             write_template(template, new_recipe)
