@@ -18,6 +18,7 @@ setup(
         "gunicorn>=22.0",
         "msgpack>=1.0",
         "orjson>=3.9",
+        "packaging>=23",  # gunicorn's gevent worker imports it without declaring it
         "pyyaml>=6.0",
         "requests>=2.31",
     ],

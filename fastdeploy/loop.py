@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 IDLE_WAIT_S = 0.1
+WAIT_FRACTION = 0.25  # a short batch waits at most this share of the last batch's predict time
 
 
 class Loop:
@@ -49,6 +50,7 @@ class Loop:
         self._stop = threading.Event()
         self._in_flight: list[int] = []
         self._returning = 0  # inputs of the last batch: their callers are likely to come back
+        self._last_predict_s = 0.0
         self._right_after_a_batch = False
 
     # -- lifecycle ----------------------------------------------------------
@@ -143,7 +145,9 @@ class Loop:
             return batch
         expected = self._returning + (len(batch) if right_after_a_batch else 0)
         expected = min(expected, self.batch_size)
-        give_up_at = time.monotonic() + self.settings.max_wait_ms / 1000
+        # waiting longer than a fraction of a batch's own time costs more throughput than it gains
+        wait_s = min(self.settings.max_wait_ms / 1000, WAIT_FRACTION * self._last_predict_s)
+        give_up_at = time.monotonic() + wait_s
         idle_s = self.settings.batch_idle_ms / 1000
         while len(batch) < expected:
             remaining = give_up_at - time.monotonic()
@@ -177,7 +181,9 @@ class Loop:
     def _predict(self, batch: list[QueueItem], inputs: list) -> list:
         """Outputs of one batch; a streaming last stage also stores each chunk as it comes."""
         if not self.stage_def.streams:
+            started = time.monotonic()
             outputs = self.stage_def.predictor(inputs, self.batch_size)
+            self._last_predict_s = time.monotonic() - started
             check_outputs(self.stage_def, inputs, outputs)
             return outputs
         collected: list[list] = [[] for _ in inputs]

@@ -24,7 +24,7 @@ class Settings:
     # API
     host: str = _knob("127.0.0.1", "Address the API binds to (0.0.0.0 to serve other machines).")
     port: int = _knob(8080, "Port the API listens on.")
-    workers: int = _knob(1, "API worker processes (gunicorn, gevent); each serves many connections.")
+    workers: int = _knob(2, "API worker processes (gunicorn, gevent); each serves many connections.")
     worker_connections: int = _knob(1000, "Concurrent connections per API worker.")
     max_body_bytes: int = _knob(10 * 1024 * 1024, "Largest request body accepted; larger gets 413.")
     max_inputs: int = _knob(1024, "Most inputs (or uploaded files) one request may carry; more gets 413.")

@@ -1,13 +1,9 @@
 """The embedded store: one SQLite file in WAL mode on tmpfs, shared by every process of a recipe.
 
-Done the diskcache way: one connection per process (re-opened after a fork),
-explicit ``BEGIN IMMEDIATE`` transactions that roll back on any exception,
-and retries only for "database is locked". Retries sleep in Python rather
-than in SQLite's busy handler, so a gevent API worker yields to its other
-greenlets instead of freezing while another process holds the write lock.
-
-Waiters do not poll the database: ``Doorbells`` beside it wake them when
-work was queued or a result written.
+A request is a row in ``requests`` and one row per input in ``items``; every
+change is one transaction (see ``sqlite.SqliteFile``). Waiters do not poll the
+database: ``Doorbells`` beside it wake them when work was queued or a result
+written.
 """
 
 from __future__ import annotations
@@ -16,12 +12,10 @@ import dataclasses
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import orjson
 
@@ -29,67 +23,9 @@ from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, 
                                    Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
                                    RequestResult, Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
+from fastdeploy.store.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
-
-QUEUED, CLAIMED, ITEM_DONE, ITEM_FAILED = 0, 1, 2, 3
-LOCK_RETRY_LIMIT_S = 30.0
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    request_id TEXT PRIMARY KEY,
-    n_items INTEGER NOT NULL,
-    n_finished INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL,
-    error_code TEXT,
-    error_message TEXT,
-    created_at REAL NOT NULL,
-    first_claimed_at REAL,
-    finished_at REAL,
-    expires_at REAL,
-    webhook_url TEXT,
-    webhook_status TEXT,
-    webhook_attempts INTEGER NOT NULL DEFAULT 0,
-    webhook_due_at REAL,
-    webhook_error TEXT
-);
-CREATE INDEX IF NOT EXISTS requests_expiry ON requests(expires_at) WHERE expires_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS requests_webhooks ON requests(webhook_due_at) WHERE webhook_status = 'pending';
-CREATE TABLE IF NOT EXISTS items (
-    item_id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    status INTEGER NOT NULL,
-    payload BLOB,
-    output BLOB,
-    deadline REAL,
-    lease_until REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    stage INTEGER NOT NULL DEFAULT 1,
-    last_stage INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS items_queued ON items(stage, item_id) WHERE status = 0;
-CREATE INDEX IF NOT EXISTS items_deadline ON items(deadline) WHERE status = 0 AND deadline IS NOT NULL;
-CREATE INDEX IF NOT EXISTS items_leases ON items(lease_until) WHERE status = 1;
-CREATE INDEX IF NOT EXISTS items_request ON items(request_id, idx);
-CREATE TABLE IF NOT EXISTS chunks (
-    chunk_id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_request ON chunks(request_id, chunk_id);
-CREATE TABLE IF NOT EXISTS idempotency (
-    key TEXT PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    fingerprint TEXT
-);
-CREATE TABLE IF NOT EXISTS loops (
-    loop_id TEXT PRIMARY KEY,
-    heartbeat_at REAL NOT NULL,
-    info BLOB NOT NULL
-);
-"""
 
 
 class LocalStore(Store):
@@ -104,64 +40,31 @@ class LocalStore(Store):
         self.result_ttl_s = result_ttl_s
         self.loop_stale_s = loop_stale_s
         self.clock = clock
-        self._lock = threading.RLock()
-        self._pid = -1
-        self._conn: sqlite3.Connection | None = None
+        self.db = SqliteFile(self.path)
+        self._doorbells_pid = -1
         self._doorbells: Doorbells | None = None
         self._bells: dict[str, Bell] = {}
-        self._closed = False
-        with self._transaction() as db:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
-
-    # -- connection -----------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        """One connection per process; a forked child must not reuse its parent's."""
-        if self._closed:
-            raise StoreClosedError(f"store {self.path} is closed")
-        if self._pid != os.getpid():
-            self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._conn.execute("PRAGMA busy_timeout=0")
-            _retry_locked(lambda: self._conn.execute("PRAGMA journal_mode=WAL"))
-            self._conn.execute("PRAGMA synchronous=NORMAL")  # tmpfs: durability is the process's, not the disk's
-            self._doorbells, self._bells = Doorbells(self.folder), {}
-            self._pid = os.getpid()
-        return self._conn
 
     @property
     def doorbells(self) -> Doorbells:
-        self._connection()
+        """Per process, like the connection: a forked child listens on bells of its own."""
+        if self._doorbells_pid != os.getpid():
+            self._doorbells, self._bells = Doorbells(self.folder), {}
+            self._doorbells_pid = os.getpid()
         return self._doorbells
 
     def _wait_for_ring(self, role: str, timeout_s: float) -> bool:
+        if self.db.closed:
+            raise StoreClosedError(f"store {self.path} is closed")
         bell = self._bells.get(role)
         if bell is None:
             bell = self._bells[role] = self.doorbells.listen(role)
         try:
             return bell.wait(timeout_s)
         except OSError:
-            if self._closed:  # closed by another thread while this one waited
+            if self.db.closed:  # closed by another thread while this one waited
                 raise StoreClosedError(f"store {self.path} is closed") from None
             raise
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, retried while another process holds the lock."""
-        with self._lock:
-            db = self._connection()
-            _retry_locked(lambda: db.execute("BEGIN IMMEDIATE"))
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-
-    def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
-        with self._lock:
-            return self._connection().execute(sql, params).fetchall()
 
     # -- queue ------------------------------------------------------------
 
@@ -169,7 +72,7 @@ class LocalStore(Store):
                 webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
                 fingerprint: str | None = None) -> str:
         now = self.clock()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             if idempotency_key is not None:
                 earlier = self._earlier_request(db, idempotency_key, fingerprint, now)
                 if earlier is not None:
@@ -205,7 +108,7 @@ class LocalStore(Store):
 
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
         now = self.clock()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             failed = self._requeue_expired_leases(db, now) + self._fail_past_deadline(db, now)
             rows = db.execute(
                 "SELECT item_id, request_id, idx, payload, attempts, deadline, stage, last_stage FROM items "
@@ -258,7 +161,7 @@ class LocalStore(Store):
 
     def renew(self, item_ids: list[int], lease_s: float) -> None:
         lease_until = self.clock() + lease_s
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("UPDATE items SET lease_until = ? WHERE item_id = ? AND status = 1",
                            [(lease_until, item_id) for item_id in item_ids])
 
@@ -266,7 +169,7 @@ class LocalStore(Store):
         now = self.clock()
         stored: Counter[str] = Counter()
         advanced: set[int] = set()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             for item, output in zip(items, outputs, strict=True):
                 # "AND stage = ?": a late duplicate completion of an earlier stage changes nothing
                 if item.stage < item.last_stage:
@@ -302,20 +205,20 @@ class LocalStore(Store):
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         now = self.clock()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             for request_id in set(request_ids):
                 self._fail_request(db, request_id, code, message, now)
         self.doorbells.ring("results")
 
     def add_chunks(self, items: list[QueueItem], chunks: list[bytes | None]) -> None:
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             db.executemany("INSERT INTO chunks (request_id, idx, data) VALUES (?, ?, ?)",
                            [(item.request_id, item.index, chunk) for item, chunk in zip(items, chunks, strict=True)
                             if chunk is not None])
         self.doorbells.ring("results")
 
     def chunks(self, request_id: str, after_chunk_id: int = 0) -> list[Chunk]:
-        rows = self._read("SELECT chunk_id, idx, data FROM chunks WHERE request_id = ? AND chunk_id > ? "
+        rows = self.db.read("SELECT chunk_id, idx, data FROM chunks WHERE request_id = ? AND chunk_id > ? "
                           "ORDER BY chunk_id", (request_id, after_chunk_id))
         return [Chunk(*row) for row in rows]
 
@@ -334,22 +237,17 @@ class LocalStore(Store):
     # -- results ----------------------------------------------------------
 
     def result(self, request_id: str) -> RequestResult | None:
-        with self._lock:
-            db = self._connection()
-            db.execute("BEGIN")  # one snapshot for the request row and its outputs
-            try:
-                row = db.execute(
-                    "SELECT status, error_code, error_message, created_at, first_claimed_at, finished_at, "
-                    "expires_at, webhook_url, webhook_status, webhook_attempts, webhook_error "
-                    "FROM requests WHERE request_id = ?",
-                    (request_id,),
-                ).fetchone()
-                outputs = None
-                if row is not None and row[0] == DONE:
-                    outputs = [r[0] for r in db.execute(
-                        "SELECT output FROM items WHERE request_id = ? ORDER BY idx", (request_id,))]
-            finally:
-                db.execute("COMMIT")
+        with self.db.snapshot() as db:  # the request row and its outputs as of one moment
+            row = db.execute(
+                "SELECT status, error_code, error_message, created_at, first_claimed_at, finished_at, "
+                "expires_at, webhook_url, webhook_status, webhook_attempts, webhook_error "
+                "FROM requests WHERE request_id = ?",
+                (request_id,),
+            ).fetchone()
+            outputs = None
+            if row is not None and row[0] == DONE:
+                outputs = [r[0] for r in db.execute(
+                    "SELECT output FROM items WHERE request_id = ? ORDER BY idx", (request_id,))]
         if row is None or (row[6] is not None and row[6] < self.clock()):
             return None
         status, code, message, created, claimed, finished, _, url, hook_status, hook_attempts, hook_error = row
@@ -368,13 +266,13 @@ class LocalStore(Store):
         if not request_ids:
             return set()
         marks = ",".join("?" * len(request_ids))
-        rows = self._read(f"SELECT request_id FROM requests WHERE request_id IN ({marks}) AND status != ?",
+        rows = self.db.read(f"SELECT request_id FROM requests WHERE request_id IN ({marks}) AND status != ?",
                           [*request_ids, PENDING])
         return {row[0] for row in rows}
 
     def queue_length(self) -> int:
-        with self._lock:
-            return _count_unfinished(self._connection())
+        with self.db.lock:
+            return _count_unfinished(self.db.connection())
 
     def wait_for_results(self, timeout_s: float) -> bool:
         return self._wait_for_ring("results", timeout_s)
@@ -385,23 +283,23 @@ class LocalStore(Store):
     # -- loops --------------------------------------------------------------
 
     def heartbeat(self, info: LoopInfo) -> None:
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             db.execute("INSERT OR REPLACE INTO loops (loop_id, heartbeat_at, info) VALUES (?, ?, ?)",
                        (info.loop_id, info.heartbeat_at, orjson.dumps(dataclasses.asdict(info))))
 
     def remove_loop(self, loop_id: str) -> None:
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DELETE FROM loops WHERE loop_id = ?", (loop_id,))
 
     def loops(self) -> list[LoopInfo]:
-        rows = self._read("SELECT info FROM loops ORDER BY heartbeat_at DESC")
+        rows = self.db.read("SELECT info FROM loops ORDER BY heartbeat_at DESC")
         return [LoopInfo(**orjson.loads(row[0])) for row in rows]
 
     # -- webhooks -----------------------------------------------------------
 
     def due_webhooks(self, limit: int, lease_s: float) -> list[WebhookJob]:
         now = self.clock()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             rows = db.execute(
                 "SELECT request_id, webhook_url, webhook_attempts FROM requests "
                 "WHERE webhook_status = 'pending' AND webhook_due_at <= ? ORDER BY webhook_due_at LIMIT ?",
@@ -414,7 +312,7 @@ class LocalStore(Store):
     def record_webhook(self, request_id: str, *, delivered: bool, error: str | None,
                        retry_at: float | None) -> None:
         status = "delivered" if delivered else ("pending" if retry_at is not None else "failed")
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             db.execute(
                 "UPDATE requests SET webhook_status = ?, webhook_attempts = webhook_attempts + 1, "
                 "webhook_error = ?, webhook_due_at = ? WHERE request_id = ?",
@@ -425,7 +323,7 @@ class LocalStore(Store):
 
     def sweep(self) -> int:
         now = self.clock()
-        with self._transaction() as db:
+        with self.db.transaction() as db:
             expired = [row[0] for row in db.execute(
                 "SELECT request_id FROM requests WHERE expires_at IS NOT NULL AND expires_at < ? "
                 "AND (webhook_status IS NULL OR webhook_status != 'pending')", (now,))]
@@ -439,33 +337,16 @@ class LocalStore(Store):
         return len(expired)
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-                self._doorbells.close()
-                for bell in self._bells.values():
-                    bell.close()
-            self._conn, self._doorbells, self._bells, self._pid = None, None, {}, -1
+        self.db.close()
+        if self._doorbells is not None and self._doorbells_pid == os.getpid():
+            self._doorbells.close()
+            for bell in self._bells.values():
+                bell.close()
+        self._doorbells, self._bells, self._doorbells_pid = None, {}, -1
 
 
 def _work_role(stage: int) -> str:
     return f"work{stage}"
-
-
-def _retry_locked(statement: Callable[[], object]) -> None:
-    """Run a statement that takes the write lock, sleeping in Python while another process holds it."""
-    pause, waited = 0.0001, 0.0
-    while True:
-        try:
-            statement()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or waited > LOCK_RETRY_LIMIT_S:
-                raise
-        time.sleep(pause)
-        waited += pause
-        pause = min(pause * 2, 0.005)
 
 
 def _count_unfinished(db: sqlite3.Connection) -> int:

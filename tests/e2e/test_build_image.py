@@ -50,25 +50,31 @@ def test_dockerfile_steps_install_and_serve_the_recipe_in_a_fresh_venv(tmp_path)
     port = free_port()
     env.update(FASTDEPLOY_HOST="127.0.0.1", FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(tmp_path / "q"))
     command = local(" ".join(__import__("json").loads(dict(steps)["CMD"])))
-    server = subprocess.Popen(shlex.split(command), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "server.log"
+    with open(log, "wb") as output:
+        # cwd like the image's WORKDIR: not this checkout, whose fastdeploy `python -m` would import instead
+        server = subprocess.Popen(shlex.split(command), env=env, stdout=output, stderr=subprocess.STDOUT, cwd=out)
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, "the entry command exited"
+        while not _ready(port):
+            assert server.poll() is None, f"the entry command exited:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"not ready after 60 s:\n{log.read_text()[-3000:]}"
             time.sleep(0.2)
         answer = requests.post(f"http://127.0.0.1:{port}/sync", json=["from the image"], timeout=10)
         assert answer.json()["results"] == ["from the image"]
         fastdeploy = subprocess.run([str(venv / "bin" / "python"), "-c", "import fastdeploy; print(fastdeploy.__file__)"],
-                                    capture_output=True, text=True, check=True).stdout
+                                    capture_output=True, text=True, check=True, cwd=out).stdout
         assert str(venv) in fastdeploy  # served by the copy installed from the build folder
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _ready(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 @pytest.mark.skipif(not engine_available(), reason="no Docker engine answers on this machine (docker info fails)")

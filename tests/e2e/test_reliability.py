@@ -46,7 +46,7 @@ def settle(server, ids, timeout_s=90):
 
 
 def test_killed_api_worker_loses_no_accepted_request(start_server):
-    api = start_server("rest", SLOW, ready="/health", env=SLOW_1S, **FAST_LEASES)
+    api = start_server("rest", SLOW, ready="/health", env=SLOW_1S, workers=1, **FAST_LEASES)
     start_server("loop", SLOW, ready=None, env=SLOW_1S, **FAST_LEASES)
     api.wait_ready("/ready")
     ids = [requests.post(f"{api.url}/async", json=[n], timeout=10).json()["id"] for n in range(12)]
