@@ -19,6 +19,7 @@ setup(
         "msgpack>=1.0",
         "orjson>=3.9",
         "packaging>=23",  # gunicorn's gevent worker imports it without declaring it
+        "prometheus-client>=0.17",
         "pyyaml>=6.0",
         "requests>=2.31",
     ],

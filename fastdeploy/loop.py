@@ -51,6 +51,7 @@ class Loop:
         self._in_flight: list[int] = []
         self._returning = 0  # inputs of the last batch: their callers are likely to come back
         self._last_predict_s = 0.0
+        self.served = {"batches": 0, "items": 0, "failed_batches": 0, "predict_s": 0.0}
         self._right_after_a_batch = False
 
     # -- lifecycle ----------------------------------------------------------
@@ -169,21 +170,30 @@ class Loop:
                 outputs = self._predict(batch, inputs)
                 packed = [self._pack(output) for output in outputs]
             except Exception as exc:
+                self.served["failed_batches"] += 1
                 log.warning("loop %s: batch of %d failed: %s: %s", self.loop_id, len(batch),
                             type(exc).__name__, exc)
                 self.store.fail([item.request_id for item in batch], PREDICTOR_FAILED, self._describe(exc))
                 return
             self.store.complete(batch, packed)
+            self.served["batches"] += 1
+            self.served["items"] += len(batch)
         finally:
             self.files.remove(written)
             self._in_flight = []
 
     def _predict(self, batch: list[QueueItem], inputs: list) -> list:
-        """Outputs of one batch; a streaming last stage also stores each chunk as it comes."""
-        if not self.stage_def.streams:
-            started = time.monotonic()
-            outputs = self.stage_def.predictor(inputs, self.batch_size)
+        """Outputs of one batch, timed; a streaming last stage also stores each chunk as it comes."""
+        started = time.monotonic()
+        try:
+            return self._call_predictor(batch, inputs)
+        finally:
             self._last_predict_s = time.monotonic() - started
+            self.served["predict_s"] += self._last_predict_s
+
+    def _call_predictor(self, batch: list[QueueItem], inputs: list) -> list:
+        if not self.stage_def.streams:
+            outputs = self.stage_def.predictor(inputs, self.batch_size)
             check_outputs(self.stage_def, inputs, outputs)
             return outputs
         collected: list[list] = [[] for _ in inputs]
@@ -211,7 +221,7 @@ class Loop:
         return LoopInfo(
             loop_id=self.loop_id, stage=self.stage, pid=os.getpid(), host=socket.gethostname(),
             batch_size=self.batch_size, started_at=self.started_at, heartbeat_at=self.wall_clock(),
-            tuning=[timing.as_dict() for timing in self.tuning],
+            tuning=[timing.as_dict() for timing in self.tuning], **self.served,
         )
 
     def _heartbeat_forever(self) -> None:

@@ -19,8 +19,8 @@ import falcon
 from fastdeploy.api.auth import ApiKeyAuth
 from fastdeploy.api.media import OPTIONS
 from fastdeploy.api.openapi import OpenApiResource
-from fastdeploy.api.resources import (AsyncResource, HealthResource, MetaResource, ReadyResource,
-                                      RecipeInfo, ResultResource, Submitter, SyncResource)
+from fastdeploy.api.resources import (AsyncResource, HealthResource, MetaResource, MetricsResource,
+                                      ReadyResource, RecipeInfo, ResultResource, Submitter, SyncResource)
 from fastdeploy.api.waiter import ResultWaiter
 from fastdeploy.errors import FastDeployError
 from fastdeploy.recipe import count_stages
@@ -55,6 +55,7 @@ def create_app(settings: Settings, store: Store, recipe: RecipeInfo, *, clock: C
     app.add_route("/health", HealthResource())
     app.add_route("/ready", ReadyResource(settings, store, recipe, clock))
     app.add_route("/meta", MetaResource(settings, store, recipe, clock))
+    app.add_route("/metrics", MetricsResource(settings, store, clock))
     app.add_route("/openapi.json", OpenApiResource(recipe))
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)

@@ -93,6 +93,8 @@ def openapi_document(recipe_name: str, file_outputs: tuple[str, ...]) -> dict[st
                                "responses": {"200": {"description": "ready"}, **_errors(503)}}},
             "/meta": {"get": {"summary": "Recipe, batch sizes, loops, settings, versions",
                               "responses": {"200": {"description": "metadata"}, **_errors(401)}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics: queue length, batches, inputs, predictor time",
+                                 "responses": {"200": {"description": "text format 0.0.4"}, **_errors(401)}}},
             "/openapi.json": {"get": {"summary": "This document",
                                       "responses": {"200": {"description": "OpenAPI 3"}}}},
         },

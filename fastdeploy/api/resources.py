@@ -10,7 +10,7 @@ from typing import Callable
 
 import falcon
 
-from fastdeploy import __version__
+from fastdeploy import __version__, metrics
 from fastdeploy.api.media import (EVENT_STREAM, PredictionRequest, read_prediction_request,
                                   write_document)
 from fastdeploy.api.streaming import stream_events
@@ -173,6 +173,17 @@ class MetaResource:
             "versions": {"fastdeploy": __version__, "python": platform.python_version(),
                          "falcon": falcon.__version__},
         })
+
+
+class MetricsResource:
+    """Prometheus text format, from the store (see fastdeploy.metrics)."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float]) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = metrics.CONTENT_TYPE
+        resp.data = metrics.render(self.store, lambda: live_loops(self.store, self.clock(), self.settings.loop_stale_s))
 
 
 def wanted_file_type(req: falcon.Request, recipe: RecipeInfo) -> str | None:

@@ -114,6 +114,10 @@ class LoopInfo:
     started_at: float
     heartbeat_at: float
     tuning: list[dict[str, Any]] = field(default_factory=list)
+    batches: int = 0  # since the loop started: served batches, inputs in them, time inside the predictor
+    items: int = 0
+    failed_batches: int = 0
+    predict_s: float = 0.0
 
 
 class Store(abc.ABC):

@@ -7,6 +7,7 @@ import threading
 import falcon.testing
 import msgpack
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fastdeploy.api.app import create_app, recipe_info
 from fastdeploy.loop import Loop
@@ -174,3 +175,18 @@ def test_wrong_length_answer_is_reported(slow):
     failed = slow.simulate_post("/sync", json=[1, "short"])
     assert failed.status_code == 500
     assert "returned 1 outputs for 2 inputs" in failed.json["error"]["message"]
+
+
+def test_metrics_count_what_the_loops_served(echo):
+    for n in range(3):
+        echo.simulate_post("/sync", json=[n, n])
+    echo.loop.store.heartbeat(echo.loop.info())  # what the heartbeat thread sends every second
+    text = echo.simulate_get("/metrics")
+    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(text.text)}
+    [items] = families["fastdeploy_items"].samples
+    assert items.value == 6 and items.labels["stage"] == "1"
+    assert families["fastdeploy_batches"].samples[0].value >= 3
+    assert families["fastdeploy_queue_length"].samples[0].value == 0
+    assert families["fastdeploy_batch_size"].samples[0].value == 8
+    assert families["fastdeploy_predict_seconds"].samples[0].value > 0

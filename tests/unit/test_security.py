@@ -94,7 +94,7 @@ def test_pickle_and_msgpack_extensions_are_refused(app):
 def test_openapi_describes_every_route(app):
     document = app.simulate_get("/openapi.json").json
     assert document["openapi"].startswith("3.")
-    served = {"/sync", "/async", "/result/{request_id}", "/health", "/ready", "/meta", "/openapi.json"}
+    served = {"/sync", "/async", "/result/{request_id}", "/health", "/ready", "/meta", "/metrics", "/openapi.json"}
     assert set(document["paths"]) == served
     for path in served:
         concrete = path.replace("{request_id}", "some-id")
