@@ -183,7 +183,10 @@ class MetricsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = metrics.CONTENT_TYPE
-        resp.data = metrics.render(self.store, lambda: live_loops(self.store, self.clock(), self.settings.loop_stale_s))
+        resp.data = metrics.render(self.store, self._live_loops)
+
+    def _live_loops(self) -> list:
+        return live_loops(self.store, self.clock(), self.settings.loop_stale_s)
 
 
 def wanted_file_type(req: falcon.Request, recipe: RecipeInfo) -> str | None:
