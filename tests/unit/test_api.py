@@ -180,6 +180,10 @@ def test_wrong_length_answer_is_reported(slow):
 def test_metrics_count_what_the_loops_served(echo):
     for n in range(3):
         echo.simulate_post("/sync", json=[n, n])
+    for _ in range(100):  # the loop thread counts a batch just after the answer is visible
+        if echo.loop.served["items"] == 6:
+            break
+        echo.loop_thread.join(0.01)
     echo.loop.store.heartbeat(echo.loop.info())  # what the heartbeat thread sends every second
     text = echo.simulate_get("/metrics")
     assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
