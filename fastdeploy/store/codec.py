@@ -39,11 +39,14 @@ class FileOutput:
     data: bytes
 
 
+FILE_TYPES = {FILE_INPUT_CODE: FileInput, FILE_OUTPUT_CODE: FileOutput}
+FILE_CODES = {kind: code for code, kind in FILE_TYPES.items()}
+
+
 def _default(obj: Any) -> Any:
-    if isinstance(obj, FileInput):
-        return msgpack.ExtType(FILE_INPUT_CODE, pack([obj.name, obj.media_type, obj.data]))
-    if isinstance(obj, FileOutput):
-        return msgpack.ExtType(FILE_OUTPUT_CODE, pack([obj.name, obj.media_type, obj.data]))
+    code = FILE_CODES.get(type(obj))
+    if code is not None:
+        return msgpack.ExtType(code, pack([obj.name, obj.media_type, obj.data]))
     if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
         return obj.tolist()
     if isinstance(obj, (set, frozenset, tuple)):
@@ -52,11 +55,8 @@ def _default(obj: Any) -> Any:
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
-    if code == FILE_INPUT_CODE:
-        return FileInput(*unpack(data))
-    if code == FILE_OUTPUT_CODE:
-        return FileOutput(*unpack(data))
-    return msgpack.ExtType(code, data)
+    kind = FILE_TYPES.get(code)
+    return msgpack.ExtType(code, data) if kind is None else kind(*unpack(data))
 
 
 def pack(obj: Any) -> bytes:
