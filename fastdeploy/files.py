@@ -22,14 +22,11 @@ from typing import Any
 
 from fastdeploy.errors import RecipeError
 from fastdeploy.recipe_config import RecipeConfig
+from fastdeploy.store import scratch_root
 from fastdeploy.store.codec import FileInput, FileOutput
 
 OUTPUT_DIR_ENV = "FASTDEPLOY_OUTPUT_DIR"
 UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def scratch_root() -> Path:
-    return Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
 
 
 def safe_name(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import Callable
 
 from fastdeploy.errors import RecipeError
 from fastdeploy.files import FileBridge
-from fastdeploy.recipe import Recipe, check_outputs, run_checked
+from fastdeploy.recipe import Recipe, run_checked
 from fastdeploy.settings import Settings
 from fastdeploy.store.base import PREDICTOR_FAILED, LoopInfo, QueueItem, Store
 from fastdeploy.store.codec import UnstorableError, pack, unpack
@@ -184,27 +184,17 @@ class Loop:
 
     def _predict(self, batch: list[QueueItem], inputs: list) -> list:
         """Outputs of one batch, timed; a streaming last stage also stores each chunk as it comes."""
+
+        def store_chunks(chunks: list) -> None:
+            self.store.add_chunks(batch, [None if c is None else self._pack(c) for c in chunks])
+
         started = time.monotonic()
         try:
-            return self._call_predictor(batch, inputs)
+            return run_checked(self.stage_def, inputs, self.batch_size,
+                               store_chunks if self.streams_to_clients else None)
         finally:
             self._last_predict_s = time.monotonic() - started
             self.served["predict_s"] += self._last_predict_s
-
-    def _call_predictor(self, batch: list[QueueItem], inputs: list) -> list:
-        if not self.stage_def.streams:
-            outputs = self.stage_def.predictor(inputs, self.batch_size)
-            check_outputs(self.stage_def, inputs, outputs)
-            return outputs
-        collected: list[list] = [[] for _ in inputs]
-        for chunks in self.stage_def.predictor(inputs, self.batch_size):
-            check_outputs(self.stage_def, inputs, chunks, "chunks")
-            if self.streams_to_clients:
-                self.store.add_chunks(batch, [None if c is None else self._pack(c) for c in chunks])
-            for so_far, chunk in zip(collected, chunks):
-                if chunk is not None:
-                    so_far.append(chunk)
-        return collected
 
     def _pack(self, output) -> bytes:
         return pack(self.files.from_predictor(output))

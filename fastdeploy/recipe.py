@@ -74,15 +74,6 @@ class Recipe:
         previous = self.stage(stage - 1)
         return run_checked(previous, self.example(stage - 1))
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "path": str(self.path),
-            "stages": [stage.file.name for stage in self.stages],
-            "requirements": self.requirements,
-            "config": self.config.as_dict(),
-        }
-
 
 def load_recipe(path: str | Path) -> Recipe:
     """Find the recipe's files and check they are all there; predictors load on first use."""
@@ -102,19 +93,27 @@ def load_recipe(path: str | Path) -> Recipe:
     return recipe
 
 
-def run_checked(stage: Stage, inputs: list) -> list:
-    """Run a stage on inputs outside the loop (smoke test, tuning), collecting streamed chunks."""
-    if stage.streams:
-        outputs: list[list] = [[] for _ in inputs]
-        for chunks in stage.predictor(list(inputs), len(inputs)):
-            check_outputs(stage, inputs, chunks, "chunks")
-            for collected, chunk in zip(outputs, chunks):
-                if chunk is not None:
-                    collected.append(chunk)
-        return outputs
-    outputs = stage.predictor(list(inputs), len(inputs))
-    check_outputs(stage, inputs, outputs)
-    return list(outputs)
+def run_checked(stage: Stage, inputs: list, batch_size: int | None = None,
+                on_chunks: Callable[[list], None] | None = None) -> list:
+    """Run a stage and check its answer; a streaming stage's chunks are collected per input.
+
+    ``on_chunks`` sees each step's chunks as they come (the loop stores them for
+    streaming clients); ``batch_size`` defaults to the number of inputs.
+    """
+    batch_size = len(inputs) if batch_size is None else batch_size
+    if not stage.streams:
+        outputs = stage.predictor(list(inputs), batch_size)
+        check_outputs(stage, inputs, outputs)
+        return list(outputs)
+    collected: list[list] = [[] for _ in inputs]
+    for chunks in stage.predictor(list(inputs), batch_size):
+        check_outputs(stage, inputs, chunks, "chunks")
+        if on_chunks is not None:
+            on_chunks(chunks)
+        for so_far, chunk in zip(collected, chunks):
+            if chunk is not None:
+                so_far.append(chunk)
+    return collected
 
 
 def check_outputs(stage: Stage, inputs: list, outputs: Any, what: str = "outputs") -> None:

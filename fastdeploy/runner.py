@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from fastdeploy.api.streaming import request_events
 from fastdeploy.api.waiter import ResultWaiter
-from fastdeploy.files import scratch_root
+from fastdeploy.store import scratch_root
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings

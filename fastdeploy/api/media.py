@@ -22,7 +22,7 @@ import orjson
 
 from fastdeploy.errors import (BadRequest, LengthRequired, RequestTimeout, TooLarge, UnsupportedMediaType,
                                WrongShape)
-from fastdeploy.files import scratch_root
+from fastdeploy.store import scratch_root
 from fastdeploy.results import json_bytes
 from fastdeploy.settings import Settings
 from fastdeploy.store.codec import FileInput

@@ -9,11 +9,14 @@ from fastdeploy.settings import Settings
 from fastdeploy.store.base import Store
 
 
-def default_store_dir(recipe_name: str) -> Path:
-    """tmpfs when the machine has it, so the queue never waits on a disk."""
+def scratch_root() -> Path:
+    """tmpfs when the machine has it, so queues and scratch files never wait on a disk."""
     shm = Path("/dev/shm")
-    root = shm if shm.is_dir() else Path(tempfile.gettempdir())
-    return root / "fastdeploy" / recipe_name
+    return shm if shm.is_dir() else Path(tempfile.gettempdir())
+
+
+def default_store_dir(recipe_name: str) -> Path:
+    return scratch_root() / "fastdeploy" / recipe_name
 
 
 def open_store(settings: Settings, recipe_name: str) -> Store:
