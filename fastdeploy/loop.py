@@ -17,6 +17,7 @@ import time
 import uuid
 from typing import Callable
 
+from fastdeploy.batching import FixedBatching, LatencyTarget, PredictTimes
 from fastdeploy.errors import RecipeError
 from fastdeploy.files import FileBridge
 from fastdeploy.recipe import Recipe, run_checked
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 5.0
 IDLE_WAIT_S = 0.1
-WAIT_FRACTION = 0.25  # a short batch waits at most this share of the last batch's predict time
 
 
 class Loop:
@@ -45,6 +45,7 @@ class Loop:
         self.wall_clock = wall_clock
         self.loop_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.batch_size = settings.batch_size
+        self.batching: FixedBatching | LatencyTarget = FixedBatching(self.batch_size, settings.max_wait_ms / 1000)
         self.tuning: list[Timing] = []
         self.started_at = wall_clock()
         self._stop = threading.Event()
@@ -91,16 +92,26 @@ class Loop:
         """Smoke-test the predictor on the example and pick the batch size."""
         example = self.recipe.example(self.stage)
         self._run_checked(example)
-        if self.settings.batch_size:
+        target_s = self.settings.target_p99_ms / 1000
+        if self.settings.batch_size and not target_s:
             log.info("loop %s: batch size fixed at %d", self.loop_id, self.batch_size)
-        else:
-            self.batch_size, self.tuning = tune_batch_size(
+        else:  # a latency target needs the timings even when the size is fixed
+            tuned, self.tuning = tune_batch_size(
                 self._run_checked, example,
                 max_batch_size=self.settings.max_batch_size,
                 max_batch_latency_ms=self.settings.max_batch_latency_ms,
                 min_gain=self.settings.min_tuning_gain,
             )
-            log.info("loop %s: tuned batch size %d", self.loop_id, self.batch_size)
+            self.batch_size = self.settings.batch_size or tuned
+            log.info("loop %s: batch size %d (%s)", self.loop_id, self.batch_size,
+                     "fixed" if self.settings.batch_size else "tuned")
+        if target_s:
+            self.batching = LatencyTarget(target_s, PredictTimes(self.tuning), drain_size=self.batch_size,
+                                          max_batch_size=self.settings.max_batch_size)
+            log.info("loop %s: holding p99 under %.0f ms; first batch cap %d", self.loop_id,
+                     self.settings.target_p99_ms, self.batching.cap)
+        else:
+            self.batching = FixedBatching(self.batch_size, self.settings.max_wait_ms / 1000)
         self.store.heartbeat(self.info())
 
     def _run_checked(self, inputs: list) -> list:
@@ -132,23 +143,25 @@ class Loop:
         Callers just answered usually come straight back, so the inputs about to
         arrive are those of the batch that just finished (plus whatever already
         waits, when the claim follows that batch at once). A short batch waits,
-        at most max_wait_ms, until it reaches that size, or, once it holds at
-        least half of it, until no input came for batch_idle_ms. One caller at a
-        time (a batch of one) never waits, so it adds no latency; concurrent
-        callers merge into full batches instead of splitting into alternating
-        half batches.
+        as long as the batching policy allows, until it reaches that size, or,
+        once it holds at least half of it, until no input came for
+        batch_idle_ms. One caller at a time (a batch of one) never waits, so it
+        adds no latency; concurrent callers merge into full batches instead of
+        splitting into alternating half batches.
         """
         lease_s = self.settings.lease_s
-        batch = self.store.claim(self.batch_size, lease_s, self.stage)
+        cap = self.batching.cap
+        batch = self.store.claim(cap, lease_s, self.stage)
         right_after_a_batch, self._right_after_a_batch = self._right_after_a_batch, False
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S, self.stage)
             return batch
+        plan = self.batching.plan(self._oldest_age_s(batch), len(batch))
+        if len(batch) == cap and plan.cap > cap:  # the claim came back full: more wait, take them now
+            batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)
         expected = self._returning + (len(batch) if right_after_a_batch else 0)
-        expected = min(expected, self.batch_size)
-        # waiting longer than a fraction of a batch's own time costs more throughput than it gains
-        wait_s = min(self.settings.max_wait_ms / 1000, WAIT_FRACTION * self._last_predict_s)
-        give_up_at = time.monotonic() + wait_s
+        expected = min(expected, plan.cap)
+        give_up_at = time.monotonic() + plan.wait_s
         idle_s = self.settings.batch_idle_ms / 1000
         while len(batch) < expected:
             remaining = give_up_at - time.monotonic()
@@ -157,8 +170,12 @@ class Loop:
             patience = remaining if len(batch) * 2 < expected else min(idle_s, remaining)
             if not self.store.wait_for_work(patience, self.stage):
                 break
-            batch += self.store.claim(self.batch_size - len(batch), lease_s, self.stage)
+            batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)
         return batch
+
+    def _oldest_age_s(self, batch: list[QueueItem]) -> float:
+        created = [item.created_at for item in batch if item.created_at is not None]
+        return max(0.0, self.wall_clock() - min(created)) if created else 0.0
 
     def run_batch(self, batch: list[QueueItem]) -> None:
         """Predict and store; any failure fails only this batch's requests."""
@@ -176,6 +193,9 @@ class Loop:
                 self.store.fail([item.request_id for item in batch], PREDICTOR_FAILED, self._describe(exc))
                 return
             self.store.complete(batch, packed)
+            now = self.wall_clock()
+            self.batching.observe(len(batch), self._last_predict_s,
+                                  [now - item.created_at for item in batch if item.created_at is not None])
             self.served["batches"] += 1
             self.served["items"] += len(batch)
         finally:
@@ -210,7 +230,7 @@ class Loop:
     def info(self) -> LoopInfo:
         return LoopInfo(
             loop_id=self.loop_id, stage=self.stage, pid=os.getpid(), host=socket.gethostname(),
-            batch_size=self.batch_size, started_at=self.started_at, heartbeat_at=self.wall_clock(),
+            batch_size=self.batching.cap, batching=self.batching.describe(), started_at=self.started_at, heartbeat_at=self.wall_clock(),
             tuning=[timing.as_dict() for timing in self.tuning], **self.served,
         )
 

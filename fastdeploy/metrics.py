@@ -29,7 +29,7 @@ class StoreCollector:
         loops = self.live_loops()
         labels = ["stage", "loop"]
         families = {
-            "batch_size": GaugeMetricFamily("fastdeploy_batch_size", "Batch size the loop uses.", labels=labels),
+            "batch_size": GaugeMetricFamily("fastdeploy_batch_size", "Most inputs the loop's next batch may hold (its current choice).", labels=labels),
             "batches": CounterMetricFamily("fastdeploy_batches", "Batches predicted.", labels=labels),
             "items": CounterMetricFamily("fastdeploy_items", "Inputs predicted.", labels=labels),
             "failed_batches": CounterMetricFamily("fastdeploy_failed_batches", "Batches whose predictor failed.",
@@ -37,10 +37,14 @@ class StoreCollector:
             "predict_s": CounterMetricFamily("fastdeploy_predict_seconds", "Time spent inside the predictor.",
                                              labels=labels),
         }
+        wait = GaugeMetricFamily("fastdeploy_batch_wait_seconds",
+                                 "Longest the loop's last batch could wait for more inputs.", labels=labels)
         for loop in loops:
             for field, family in families.items():
                 family.add_metric([str(loop.stage), loop.loop_id], getattr(loop, field))
+            wait.add_metric([str(loop.stage), loop.loop_id], loop.batching.get("wait_ms", 0.0) / 1000)
         yield from families.values()
+        yield wait
         per_stage = GaugeMetricFamily("fastdeploy_loops", "Live loops per stage.", labels=["stage"])
         for stage in sorted({loop.stage for loop in loops}):
             per_stage.add_metric([str(stage)], sum(loop.stage == stage for loop in loops))

@@ -56,6 +56,7 @@ class QueueItem:
     deadline: float | None
     stage: int = 1
     last_stage: int = 1
+    created_at: float | None = None  # when its request was accepted: its age tells a loop how late it is
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class LoopInfo:
     started_at: float
     heartbeat_at: float
     tuning: list[dict[str, Any]] = field(default_factory=list)
+    batching: dict[str, Any] = field(default_factory=dict)  # the policy's current choice (batching.py)
     batches: int = 0  # since the loop started: served batches, inputs in them, time inside the predictor
     items: int = 0
     failed_batches: int = 0

@@ -111,8 +111,9 @@ class LocalStore(Store):
         with self.db.transaction() as db:
             failed = self._requeue_expired_leases(db, now) + self._fail_past_deadline(db, now)
             rows = db.execute(
-                "SELECT item_id, request_id, idx, payload, attempts, deadline, stage, last_stage FROM items "
-                "WHERE status = 0 AND stage = ? ORDER BY item_id LIMIT ?",
+                "SELECT i.item_id, i.request_id, i.idx, i.payload, i.attempts, i.deadline, i.stage, i.last_stage, "
+                "r.created_at FROM items i JOIN requests r ON r.request_id = i.request_id "
+                "WHERE i.status = 0 AND i.stage = ? ORDER BY i.item_id LIMIT ?",
                 (stage, max_items),
             ).fetchall()
             if rows:
@@ -120,7 +121,7 @@ class LocalStore(Store):
         if failed:
             self.doorbells.ring("results")
         return [QueueItem(item_id=r[0], request_id=r[1], index=r[2], payload=r[3], attempts=r[4] + 1,
-                          deadline=r[5], stage=r[6], last_stage=r[7]) for r in rows]
+                          deadline=r[5], stage=r[6], last_stage=r[7], created_at=r[8]) for r in rows]
 
     def _lease(self, db: sqlite3.Connection, rows: list[tuple], now: float, lease_s: float) -> None:
         db.executemany(

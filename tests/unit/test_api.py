@@ -194,3 +194,20 @@ def test_metrics_count_what_the_loops_served(echo):
     assert families["fastdeploy_queue_length"].samples[0].value == 0
     assert families["fastdeploy_batch_size"].samples[0].value == 8
     assert families["fastdeploy_predict_seconds"].samples[0].value > 0
+
+
+def test_meta_and_metrics_show_the_live_batching_choice(make_store):
+    client = serve(make_store, ECHO, Settings(max_batch_size=8, target_p99_ms=40, timeout_s=5))
+    try:
+        assert client.simulate_post("/sync", json=[1, 2, 3]).json["results"] == [1, 2, 3]
+        client.loop.store.heartbeat(client.loop.info())
+        [loop] = client.simulate_get("/meta").json["loops"]
+        assert loop["batching"]["policy"] == "target_p99" and loop["batching"]["target_p99_ms"] == 40
+        assert 1 <= loop["batch_size"] <= 8
+        families = {f.name: f for f in text_string_to_metric_families(client.simulate_get("/metrics").text)}
+        assert families["fastdeploy_batch_size"].samples[0].value == loop["batch_size"]
+        wait = families["fastdeploy_batch_wait_seconds"].samples[0].value
+        assert wait == pytest.approx(loop["batching"]["wait_ms"] / 1000) and wait < 0.040
+    finally:
+        client.loop.stop()
+        client.loop_thread.join(5)

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fastdeploy.batching import ADJUST_EVERY, FixedBatching, LatencyTarget, PredictTimes
+from fastdeploy.loop import Loop
+from fastdeploy.recipe import load_recipe
+from fastdeploy.settings import Settings
+from fastdeploy.store.codec import pack
+from fastdeploy.store.local import LocalStore
+from fastdeploy.tuning import Timing
+
+ECHO = Path(__file__).resolve().parents[2] / "recipes" / "echo"
+
+
+def linear_times() -> PredictTimes:
+    """20 ms for one input, 10 ms more per extra input (measured at 1 and 8)."""
+    return PredictTimes([Timing(1, 20.0), Timing(8, 90.0)])
+
+
+def test_predict_times_interpolate_and_extrapolate_from_what_was_measured():
+    times = linear_times()
+    assert times.estimate(1) == pytest.approx(0.020)
+    assert times.estimate(4) == pytest.approx(0.050)
+    assert times.estimate(16) == pytest.approx(0.170)
+    assert times.largest_within(0.100, 32) == 9
+    assert times.largest_within(0.001, 32) == 1, "one input always fits: a batch cannot be smaller"
+
+
+def test_served_batches_correct_the_estimates():
+    times = linear_times()
+    for _ in range(50):
+        times.observe(8, 0.045)  # the model got faster than the tuner saw (warm caches, another thread)
+    assert times.estimate(8) == pytest.approx(0.045, rel=0.01)
+    times.observe(3, 0.030)
+    assert times.estimate(3) == pytest.approx(0.030)
+
+
+def test_fresh_inputs_get_the_largest_batch_that_keeps_the_oldest_within_target():
+    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    assert policy.cap == 9
+    plan = policy.plan(oldest_age_s=0.010, claimed=3)
+    assert plan.cap == 8  # 90 ms of predict time left after 10 ms in the queue
+    assert plan.wait_s == pytest.approx(0.0)
+    plan = policy.plan(oldest_age_s=0.0, claimed=3)
+    assert plan.cap == 9 and plan.wait_s == pytest.approx(0.100 - 0.100)
+    roomy = LatencyTarget(0.200, linear_times(), drain_size=16, max_batch_size=8).plan(0.0, 2)
+    assert roomy.cap == 8 and roomy.wait_s == pytest.approx(0.200 - 0.090), "spare budget becomes wait"
+
+
+def test_late_or_deep_queue_drains_at_the_best_throughput_size_without_waiting():
+    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    late = policy.plan(oldest_age_s=0.500, claimed=2)
+    assert (late.cap, late.wait_s, policy.draining) == (16, 0.0, True)
+    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    deep = policy.plan(oldest_age_s=0.0, claimed=policy.cap)
+    assert (deep.cap, deep.wait_s) == (16, 0.0)
+    recovered = policy.plan(oldest_age_s=0.0, claimed=1)
+    assert recovered.cap == 9 and not policy.draining
+
+
+def test_missed_p99_shrinks_the_planning_margin_and_met_p99_restores_it():
+    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    policy.plan(0.0, 1)
+    for _ in range(4):
+        policy.observe(8, 0.09, [0.130] * ADJUST_EVERY)  # the API's own time pushed inputs past the target
+    assert policy.margin == pytest.approx(0.9 ** 4)
+    assert policy.plan(0.0, 1).cap < 9
+    policy.observe(4, 0.05, [0.040] * ADJUST_EVERY)
+    assert policy.margin == pytest.approx(0.9 ** 4 * 1.02), "a window that met the target loosens the margin"
+    policy.observe(4, 0.05, [0.095] * ADJUST_EVERY)
+    assert policy.margin == pytest.approx(0.9 ** 4 * 1.02), "just under the target: hold"
+
+
+def test_misses_while_draining_do_not_shrink_the_margin():
+    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    policy.plan(oldest_age_s=1.0, claimed=4)
+    for _ in range(4):
+        policy.observe(16, 0.17, [2.0] * ADJUST_EVERY)
+    assert policy.margin == 1.0
+
+
+def test_fixed_batching_waits_at_most_a_share_of_the_last_predict_time():
+    policy = FixedBatching(32, max_wait_s=0.010)
+    assert policy.plan(0.0, 1).wait_s == 0.0
+    policy.observe(8, 0.020, [])
+    assert policy.plan(0.0, 1).wait_s == pytest.approx(0.005)
+    policy.observe(8, 0.400, [])
+    assert policy.plan(0.0, 1).wait_s == pytest.approx(0.010)
+    assert policy.plan(0.0, 1).cap == 32
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(tmp_path):
+    clock = FakeClock()
+    store = LocalStore(tmp_path / "store", clock=clock)
+    loop = Loop(load_recipe(ECHO), store, Settings(batch_size=16, max_batch_size=32), wall_clock=clock)
+    loop.batching = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
+    yield clock, store, loop
+    store.close()
+
+
+def enqueue(store: LocalStore, n: int) -> list[str]:
+    return [store.enqueue(f"r{i}", [pack(i)]) for i in range(n)]
+
+
+def test_loop_under_a_target_takes_a_deep_late_queue_in_drain_sized_batches(clocked):
+    clock, store, loop = clocked
+    enqueue(store, 20)
+    clock.now += 5.0  # everything waited far past the target
+    assert loop.step() == 16
+    assert loop.info().batching["draining"] is True
+    assert loop.info().batch_size == 16
+    assert loop.step() == 4
+
+
+def test_loop_under_a_target_serves_fresh_work_at_once_and_reports_its_choice(clocked):
+    clock, store, loop = clocked
+    ids = enqueue(store, 3)
+    clock.now += 0.010
+    assert loop.step() == 3
+    info = loop.info()
+    assert info.batching["policy"] == "target_p99" and info.batching["draining"] is False
+    assert info.batch_size == 8
+    assert {store.result(i).status for i in ids} == {"done"}
+
+
+def test_prepare_with_a_target_measures_timings_even_for_a_fixed_size(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    try:
+        loop = Loop(load_recipe(ECHO), store, Settings(batch_size=4, max_batch_size=8, target_p99_ms=50))
+        loop.prepare()
+        assert isinstance(loop.batching, LatencyTarget)
+        assert loop.batching.drain_size == 4
+        assert [t.batch_size for t in loop.tuning] == [1, 2, 4, 8]
+        assert store.loops()[0].batching["target_p99_ms"] == 50
+    finally:
+        store.close()
