@@ -5,7 +5,8 @@
 For each workload and server: start it on 127.0.0.1, drive it closed-loop at
 concurrency 1, 8, 64 and 256 (one input per request, warm-up excluded),
 stop it. Everyone gets the same predictor file and a maximum batch size of
-32; fastdeploy's auto-tuned run is reported separately. Peers run from their
+32; fastdeploy's auto-tuned run is reported separately, and so is its run with
+live batching (``--target-p99-ms``, TARGET_P99_MS per workload, same cap of 32). Peers run from their
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
@@ -39,6 +40,7 @@ VENVS = HERE / ".venvs"
 RESULTS = HERE / "results"
 CONCURRENCY = (1, 8, 64, 256)
 BATCH = 32
+TARGET_P99_MS = {"sleep": 60.0, "torch_mlp": 30.0}  # live batching run: about twice the model's time at batch 8
 PEER_PACKAGES = {"fastdeploy311": ["fastdeploy==3.1.1", "torch==2.13.0"],
                  "litserve": ["litserve==0.2.19", "torch==2.13.0"]}
 
@@ -101,19 +103,24 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def start_server(kind: str, recipe: Path, tuned: bool = False) -> Server:
+def start_server(kind: str, recipe: Path) -> Server:
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     batch_log = scratch / "batches.log"
     env = {**os.environ, "BENCH_BATCH_LOG": str(batch_log)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
-    if kind == "fastdeploy":
+    if kind in ("fastdeploy", "tuned", "target"):
         env.update(FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(scratch / "queue"),
                    FASTDEPLOY_LOG_LEVEL="warning", FASTDEPLOY_MAX_BATCH_SIZE=str(BATCH))
-        if not tuned:
+        name = "fastdeploy"
+        if kind == "tuned":
+            name = "fastdeploy (auto-tuned)"
+        else:
             env["FASTDEPLOY_BATCH_SIZE"] = str(BATCH)
+        if kind == "target":
+            env["FASTDEPLOY_TARGET_P99_MS"] = str(TARGET_P99_MS[recipe.name])
+            name = f"fastdeploy (target p99 {TARGET_P99_MS[recipe.name]:.0f} ms)"
         processes = [subprocess.Popen([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env, **quiet)]
-        name = "fastdeploy (auto-tuned)" if tuned else "fastdeploy"
         return Server(name, processes, port, build_request("/sync", b'["x"]' if "sleep" in recipe.name else b"[7]"),
                       "/ready", batch_log, scratch)
     if kind == "fastdeploy311":
@@ -212,6 +219,9 @@ def markdown(report: dict) -> str:
                          f"{row['mean_batch']} | {row['efficiency']} | {row.get('overhead_ms', '')} |")
         lines += ["", "Ratios (fastdeploy / best peer, same repetition):", ""]
         lines += [f"- {line}" for line in data["ratios"]]
+        if data.get("live"):
+            lines += ["", "Live batching (the target run against fastdeploy with the same cap, same repetition):", ""]
+            lines += [f"- {line}" for line in data["live"]]
         lines.append("")
     return "\n".join(lines)
 
@@ -235,12 +245,27 @@ def ratios(rows: list[dict]) -> list[str]:
     return out
 
 
+def live_batching(rows: list[dict]) -> list[str]:
+    out = []
+    for repeat in sorted({r["repeat"] for r in rows}):
+        for c in CONCURRENCY:
+            point = {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
+            fixed = point.get("fastdeploy")
+            live = next((r for name, r in point.items() if name.startswith("fastdeploy (target")), None)
+            if fixed and live:
+                out.append(f"rep {repeat}, c={c}: throughput {live['requests_per_s'] / fixed['requests_per_s']:.2f}×; "
+                           f"p99 {live['p99_ms']:.1f} vs {fixed['p99_ms']:.1f} ms; "
+                           f"p50 {live['p50_ms']:.1f} vs {fixed['p50_ms']:.1f} ms; "
+                           f"mean batch {live['mean_batch']} vs {fixed['mean_batch']}")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", default="sleep,torch")
-    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target")
     args = parser.parse_args()
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
     recipes = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
@@ -256,7 +281,7 @@ def main() -> None:
         rows = []
         for repeat in range(1, args.repeats + 1):
             for kind in kinds:
-                server = start_server("fastdeploy" if kind == "tuned" else kind, recipe, tuned=kind == "tuned")
+                server = start_server(kind, recipe)
                 try:
                     server.wait_ready()
                     for c in CONCURRENCY:
@@ -265,7 +290,8 @@ def main() -> None:
                         print(json.dumps(row), flush=True)
                 finally:
                     server.stop()
-        report["workloads"][workload] = {"model_ms": model_ms, "rows": rows, "ratios": ratios(rows)}
+        report["workloads"][workload] = {"model_ms": model_ms, "rows": rows, "ratios": ratios(rows),
+                                         "live": live_batching(rows)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "compare.json").write_text(json.dumps(report, indent=1))
     (RESULTS / "compare.md").write_text(markdown(report))

@@ -1,18 +1,18 @@
 """How big the next batch may grow and how long it may wait to grow: the loop asks a policy.
 
 Two policies. ``FixedBatching`` (the default) keeps the tuned size and waits
-briefly, at most ``max_wait_ms`` and a quarter of the last predict time:
-waiting longer than a fraction of a batch's own time costs more throughput
-than it gains. ``LatencyTarget`` (``--target-p99-ms``) chooses both numbers
-for every batch from the age of its oldest input and the predict times seen
-so far, so an input's time in the store (queue + batch) stays under the
-target while the load allows, and the loop drains at its best throughput when
-the queue is deeper than the target allows (then waiting only makes it worse).
+briefly, at most ``max_wait_ms``. ``LatencyTarget`` (``--target-p99-ms``)
+chooses both numbers for every batch from the age of its oldest input and the
+predict times seen so far (seeded by the tuner, updated by every batch), so
+an input's time in the store (queue + batch) stays under the target while the
+load allows; when the queue is deeper than one batch within the target, or
+its oldest input is late already, it drains at the size of best throughput
+without waiting, since then every input is served sooner that way.
 
-Both see only what the loop sees: the API's own time (HTTP, a few ms) is
-outside. ``LatencyTarget`` closes that gap with feedback: it plans against a
-share of the target (``margin``) that shrinks while the p99 of recent inputs
-misses the target and grows back when it is comfortably met.
+Both bound the wait by a quarter of a batch's predict time: waiting longer
+than a fraction of a batch's own time costs more throughput than it gains.
+Both see only the store: the API's own time (HTTP, about 1-3 ms) is outside
+the target.
 """
 
 from __future__ import annotations
@@ -22,10 +22,8 @@ from dataclasses import dataclass
 
 from fastdeploy.tuning import Timing
 
-WAIT_FRACTION = 0.25  # FixedBatching: a short batch waits at most this share of the last predict time
+WAIT_FRACTION = 0.25  # a short batch waits at most this share of a batch's predict time
 EWMA_WEIGHT = 0.2  # weight of the newest predict time of a size in its running estimate
-ADJUST_EVERY = 200  # the margin moves after each this many inputs, on their p99 alone
-MIN_MARGIN, MAX_MARGIN = 0.3, 1.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class FixedBatching:
         self.wait_s = min(self.max_wait_s, WAIT_FRACTION * self._last_predict_s)
         return Plan(self.cap, self.wait_s)
 
-    def observe(self, size: int, predict_s: float, store_latencies_s: list[float]) -> None:
+    def observe(self, size: int, predict_s: float) -> None:
         self._last_predict_s = predict_s
 
     def describe(self) -> dict:
@@ -110,44 +108,27 @@ class LatencyTarget:
         self.times = times
         self.drain_size = drain_size  # the size of best throughput, used when the target is out of reach
         self.max_batch_size = max_batch_size
-        self.margin = MAX_MARGIN
         self.cap = self.times.largest_within(target_s, max_batch_size)
         self.wait_s = 0.0
         self.draining = False
-        self.p99_s = 0.0
-        self._latencies: list[float] = []
 
     def plan(self, oldest_age_s: float, claimed: int) -> Plan:
         """``claimed``: inputs already taken; a claim that came back full means more wait behind it."""
-        budget_s = self.margin * self.target_s - oldest_age_s
+        budget_s = self.target_s - oldest_age_s
         queue_deeper_than_cap = claimed >= self.cap
         if queue_deeper_than_cap or self.times.estimate(claimed) > budget_s:
-            # late already, or more waiting than one batch within the target: every input is served
-            # sooner by batches of the best throughput, run at once
             self.draining = True
             self.cap, self.wait_s = max(self.drain_size, claimed), 0.0
         else:
             self.draining = False
             self.cap = max(claimed, self.times.largest_within(budget_s, self.max_batch_size))
-            self.wait_s = max(0.0, budget_s - self.times.estimate(self.cap))
+            self.wait_s = max(0.0, min(budget_s - self.times.estimate(self.cap),
+                                       WAIT_FRACTION * self.times.estimate(claimed)))
         return Plan(self.cap, self.wait_s)
 
-    def observe(self, size: int, predict_s: float, store_latencies_s: list[float]) -> None:
+    def observe(self, size: int, predict_s: float) -> None:
         self.times.observe(size, predict_s)
-        if self.draining:  # a miss while draining is the load's, not the plan's: it must not shrink the margin
-            return
-        self._latencies.extend(store_latencies_s)
-        if len(self._latencies) < ADJUST_EVERY:
-            return
-        # each window judged on its own: a miss must not keep shrinking the margin after it was answered
-        ordered, self._latencies = sorted(self._latencies), []
-        self.p99_s = ordered[int(0.99 * len(ordered))]
-        if self.p99_s > self.target_s:
-            self.margin = max(MIN_MARGIN, self.margin * 0.9)
-        elif self.p99_s < 0.9 * self.target_s:
-            self.margin = min(MAX_MARGIN, self.margin * 1.02)
 
     def describe(self) -> dict:
         return {"policy": "target_p99", "target_p99_ms": round(self.target_s * 1000, 3), "batch_size": self.cap,
-                "wait_ms": round(self.wait_s * 1000, 3), "draining": self.draining,
-                "margin": round(self.margin, 3), "store_p99_ms": round(self.p99_s * 1000, 3)}
+                "wait_ms": round(self.wait_s * 1000, 3), "draining": self.draining}

@@ -193,9 +193,7 @@ class Loop:
                 self.store.fail([item.request_id for item in batch], PREDICTOR_FAILED, self._describe(exc))
                 return
             self.store.complete(batch, packed)
-            now = self.wall_clock()
-            self.batching.observe(len(batch), self._last_predict_s,
-                                  [now - item.created_at for item in batch if item.created_at is not None])
+            self.batching.observe(len(batch), self._last_predict_s)
             self.served["batches"] += 1
             self.served["items"] += len(batch)
         finally:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fastdeploy.batching import ADJUST_EVERY, FixedBatching, LatencyTarget, PredictTimes
+from fastdeploy.batching import FixedBatching, LatencyTarget, PredictTimes
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
@@ -44,10 +44,12 @@ def test_fresh_inputs_get_the_largest_batch_that_keeps_the_oldest_within_target(
     plan = policy.plan(oldest_age_s=0.010, claimed=3)
     assert plan.cap == 8  # 90 ms of predict time left after 10 ms in the queue
     assert plan.wait_s == pytest.approx(0.0)
-    plan = policy.plan(oldest_age_s=0.0, claimed=3)
-    assert plan.cap == 9 and plan.wait_s == pytest.approx(0.100 - 0.100)
     roomy = LatencyTarget(0.200, linear_times(), drain_size=16, max_batch_size=8).plan(0.0, 2)
-    assert roomy.cap == 8 and roomy.wait_s == pytest.approx(0.200 - 0.090), "spare budget becomes wait"
+    assert roomy.cap == 8
+    assert roomy.wait_s == pytest.approx(0.25 * 0.030), "spare budget becomes wait, up to a share of a batch"
+    tight = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=8).plan(0.005, 2)
+    assert tight.cap == 8
+    assert tight.wait_s == pytest.approx(0.095 - 0.090), "never a wait that would make the oldest late"
 
 
 def test_late_or_deep_queue_drains_at_the_best_throughput_size_without_waiting():
@@ -61,33 +63,20 @@ def test_late_or_deep_queue_drains_at_the_best_throughput_size_without_waiting()
     assert recovered.cap == 9 and not policy.draining
 
 
-def test_missed_p99_shrinks_the_planning_margin_and_met_p99_restores_it():
+def test_served_batches_move_the_plan():
     policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
-    policy.plan(0.0, 1)
-    for _ in range(4):
-        policy.observe(8, 0.09, [0.130] * ADJUST_EVERY)  # the API's own time pushed inputs past the target
-    assert policy.margin == pytest.approx(0.9 ** 4)
-    assert policy.plan(0.0, 1).cap < 9
-    policy.observe(4, 0.05, [0.040] * ADJUST_EVERY)
-    assert policy.margin == pytest.approx(0.9 ** 4 * 1.02), "a window that met the target loosens the margin"
-    policy.observe(4, 0.05, [0.095] * ADJUST_EVERY)
-    assert policy.margin == pytest.approx(0.9 ** 4 * 1.02), "just under the target: hold"
-
-
-def test_misses_while_draining_do_not_shrink_the_margin():
-    policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
-    policy.plan(oldest_age_s=1.0, claimed=4)
-    for _ in range(4):
-        policy.observe(16, 0.17, [2.0] * ADJUST_EVERY)
-    assert policy.margin == 1.0
+    for _ in range(50):
+        policy.observe(9, 0.040)  # the model runs faster than the tuner measured
+        policy.observe(16, 0.060)
+    assert policy.plan(oldest_age_s=0.0, claimed=2).cap > 16
 
 
 def test_fixed_batching_waits_at_most_a_share_of_the_last_predict_time():
     policy = FixedBatching(32, max_wait_s=0.010)
     assert policy.plan(0.0, 1).wait_s == 0.0
-    policy.observe(8, 0.020, [])
+    policy.observe(8, 0.020)
     assert policy.plan(0.0, 1).wait_s == pytest.approx(0.005)
-    policy.observe(8, 0.400, [])
+    policy.observe(8, 0.400)
     assert policy.plan(0.0, 1).wait_s == pytest.approx(0.010)
     assert policy.plan(0.0, 1).cap == 32
 
