@@ -226,37 +226,39 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def ratios(rows: list[dict]) -> list[str]:
-    out = []
+def points(rows: list[dict]):
+    """(repeat, concurrency, {server name: row}) for every measured point, in order."""
     for repeat in sorted({r["repeat"] for r in rows}):
         for c in CONCURRENCY:
-            point = {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
-            ours = point.get("fastdeploy")
-            peers = [r for name, r in point.items() if name in ("fastdeploy 3.1.1", "LitServe")]
-            if not ours or not peers:
-                continue
-            best = max(peers, key=lambda r: r["requests_per_s"])
-            text = (f"rep {repeat}, c={c}: throughput {ours['requests_per_s'] / best['requests_per_s']:.2f}× "
-                    f"{best['server']}; p99 {ours['p99_ms']:.1f} vs {min(p['p99_ms'] for p in peers):.1f} ms")
-            if c == 1:
-                text += (f"; overhead {ours['overhead_ms']:.2f} ms vs "
-                         f"{min(p['overhead_ms'] for p in peers):.2f} ms")
-            out.append(text)
+            yield repeat, c, {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
+
+
+def ratios(rows: list[dict]) -> list[str]:
+    out = []
+    for repeat, c, point in points(rows):
+        ours = point.get("fastdeploy")
+        peers = [r for name, r in point.items() if name in ("fastdeploy 3.1.1", "LitServe")]
+        if not ours or not peers:
+            continue
+        best = max(peers, key=lambda r: r["requests_per_s"])
+        text = (f"rep {repeat}, c={c}: throughput {ours['requests_per_s'] / best['requests_per_s']:.2f}× "
+                f"{best['server']}; p99 {ours['p99_ms']:.1f} vs {min(p['p99_ms'] for p in peers):.1f} ms")
+        if c == 1:
+            text += f"; overhead {ours['overhead_ms']:.2f} ms vs {min(p['overhead_ms'] for p in peers):.2f} ms"
+        out.append(text)
     return out
 
 
 def live_batching(rows: list[dict]) -> list[str]:
     out = []
-    for repeat in sorted({r["repeat"] for r in rows}):
-        for c in CONCURRENCY:
-            point = {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
-            fixed = point.get("fastdeploy")
-            live = next((r for name, r in point.items() if name.startswith("fastdeploy (target")), None)
-            if fixed and live:
-                out.append(f"rep {repeat}, c={c}: throughput {live['requests_per_s'] / fixed['requests_per_s']:.2f}×; "
-                           f"p99 {live['p99_ms']:.1f} vs {fixed['p99_ms']:.1f} ms; "
-                           f"p50 {live['p50_ms']:.1f} vs {fixed['p50_ms']:.1f} ms; "
-                           f"mean batch {live['mean_batch']} vs {fixed['mean_batch']}")
+    for repeat, c, point in points(rows):
+        fixed = point.get("fastdeploy")
+        live = next((r for name, r in point.items() if name.startswith("fastdeploy (target")), None)
+        if fixed and live:
+            out.append(f"rep {repeat}, c={c}: throughput {live['requests_per_s'] / fixed['requests_per_s']:.2f}×; "
+                       f"p99 {live['p99_ms']:.1f} vs {fixed['p99_ms']:.1f} ms; "
+                       f"p50 {live['p50_ms']:.1f} vs {fixed['p50_ms']:.1f} ms; "
+                       f"mean batch {live['mean_batch']} vs {fixed['mean_batch']}")
     return out
 
 
