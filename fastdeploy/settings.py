@@ -52,7 +52,7 @@ class Settings:
     max_batch_latency_ms: float = _knob(1000.0, "The tuner never picks a batch slower than this.")
     min_tuning_gain: float = _knob(0.1, "The tuner picks the smallest batch within this fraction of the best throughput.")
     max_wait_ms: float = _knob(10.0, "Longest a short batch waits for more inputs before it runs.")
-    batch_idle_ms: float = _knob(1.0, "A short batch stops waiting once no input arrived for this long.")
+    batch_idle_ms: float = _knob(2.0, "A short batch stops waiting once no input arrived for this long.")
     target_p99_ms: float = _knob(0.0, "Adapt each batch's size and wait so inputs spend at most this long (p99) in "
                                       "queue and predictor; 0 keeps the tuned size and max_wait_ms.")
     heartbeat_interval_s: float = _knob(1.0, "How often a loop reports itself alive and renews its leases.")
