@@ -21,6 +21,7 @@ setup(
         "packaging>=23",  # gunicorn's gevent worker imports it without declaring it
         "prometheus-client>=0.17",
         "pyyaml>=6.0",
+        "redis>=5.0",  # the shared store (store_url); the embedded one needs nothing beyond sqlite3
         "requests>=2.31",
     ],
     extras_require={

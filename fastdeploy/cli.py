@@ -62,6 +62,8 @@ RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
               help="With --k8s: replicas (and the autoscaler's minimum).")
 @click.option("--k8s-cpu", default="1", show_default=True, help="With --k8s: CPU request per loop container.")
 @click.option("--k8s-memory", default="2Gi", show_default=True, help="With --k8s: memory per loop container.")
+@click.option("--k8s-queue-per-loop", type=click.IntRange(min=1), default=64, show_default=True,
+              help="With --k8s and --store-url: queued inputs per loop replica before KEDA adds one.")
 @click.option("--new-recipe", "new_recipe", type=click.Path(path_type=Path),
               help="Write a working recipe folder to start from, then exit.")
 @click.option("--template", type=click.Choice(TEMPLATES), default="echo", show_default=True,
@@ -70,7 +72,7 @@ RECIPE = click.Path(exists=True, file_okay=False, path_type=Path)
 @click.version_option(__version__, prog_name="fastdeploy")
 def main(run_recipe: Path | None, loop_recipe: Path | None, stage: int, rest_recipe: Path | None,
          build_recipe_path: Path | None, base: str | None, tag: str | None, out: Path | None, no_docker: bool,
-         push_to: str | None, k8s: bool, replicas: int, k8s_cpu: str, k8s_memory: str,
+         push_to: str | None, k8s: bool, replicas: int, k8s_cpu: str, k8s_memory: str, k8s_queue_per_loop: int,
          new_recipe: Path | None, template: str, **knobs) -> None:
     """Serve a recipe folder (predictor.py, example.py, requirements.txt) over HTTP with batching."""
     modes = [m for m in (run_recipe, loop_recipe, rest_recipe, build_recipe_path, new_recipe) if m is not None]
@@ -81,7 +83,8 @@ def main(run_recipe: Path | None, loop_recipe: Path | None, stage: int, rest_rec
         from fastdeploy.build import build_recipe
         from fastdeploy.build.context import BuildOptions
 
-        options = BuildOptions(base_image=base, tag=tag, k8s=k8s, replicas=replicas, cpu=k8s_cpu, memory=k8s_memory)
+        options = BuildOptions(base_image=base, tag=tag, k8s=k8s, replicas=replicas, cpu=k8s_cpu, memory=k8s_memory,
+                               store_url=knobs["store_url"] or "", queue_per_loop=k8s_queue_per_loop)
         try:
             sys.exit(build_recipe(build_recipe_path, out, options, use_docker=not no_docker, push_to=push_to))
         except RecipeError as exc:

@@ -40,6 +40,8 @@ class Settings:
     keyfile: str = _knob("", "TLS private key (PEM) for certfile.")
     # queue
     store_dir: str = _knob("", "Folder of the embedded queue; empty means /dev/shm/fastdeploy/<recipe>.")
+    store_url: str = _knob("", "redis://host:port/db of a Redis shared by API and loop hosts; empty: the embedded queue.")
+    store_namespace: str = _knob("", "Name of the recipe's keys in the shared Redis; empty means the recipe folder's name.")
     max_queue_length: int = _knob(10000, "Most inputs waiting or running at once; past it /sync and /async get 503.")
     result_ttl_s: float = _knob(3600.0, "How long a finished result stays retrievable.")
     lease_s: float = _knob(30.0, "A claimed batch not renewed for this long is claimed again (its loop died).")
@@ -84,6 +86,9 @@ class Settings:
         if bool(self.certfile) != bool(self.keyfile):
             raise ValueError(f"certfile and keyfile go together; set both {ENV_PREFIX}CERTFILE and "
                              f"{ENV_PREFIX}KEYFILE, or neither")
+        if self.store_url and not self.store_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"store_url {self.store_url!r} is not a Redis URL; use redis://host:port/db, "
+                             "rediss:// (TLS) or unix:///path/to/redis.sock")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ValueError(f"log_level is {self.log_level!r}; use debug, info, warning or error")
 

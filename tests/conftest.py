@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,54 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, marker))
 
 
-@pytest.fixture(params=["local"])
+REDIS_URL_VARIABLE = "FASTDEPLOY_TEST_REDIS_URL"
+
+
+def redis_url() -> str:
+    """The Redis the tests use; .ci/run starts one and sets the variable, so there it is never skipped."""
+    import redis
+
+    url = os.environ.get(REDIS_URL_VARIABLE)
+    try:
+        redis.Redis.from_url(url or "redis://127.0.0.1:6379/0", socket_connect_timeout=1).ping()
+    except redis.ConnectionError as exc:
+        if url:
+            pytest.fail(f"{REDIS_URL_VARIABLE}={url} does not answer: {exc}")
+        pytest.skip(f"no Redis on 127.0.0.1:6379 (apt-get install redis-server, or set {REDIS_URL_VARIABLE})")
+    return url or "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def redis_namespace():
+    """A fresh key namespace in the test Redis, deleted afterwards: (url, namespace)."""
+    import redis
+
+    url, namespace = redis_url(), f"test-{uuid.uuid4().hex}"
+    yield url, namespace
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=f"fastdeploy:{{{namespace}}}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture(params=["local", "redis"])
 def make_store(request, tmp_path):
     """Build stores of one backend that share one queue, as API and loop processes do."""
     stores = []
+    if request.param == "redis":
+        from fastdeploy.store.redis import RedisStore
+
+        url, namespace = request.getfixturevalue("redis_namespace")
+
+        def build(**options):
+            return RedisStore(url, namespace, **options)
+    else:
+        def build(**options):
+            return LocalStore(tmp_path / "store", **options)
 
     def make(**options):
-        store = LocalStore(tmp_path / "store", **options)
+        store = build(**options)
         stores.append(store)
         return store
 

@@ -28,6 +28,8 @@ class BuildOptions:
     replicas: int = 1
     cpu: str = "1"
     memory: str = "2Gi"
+    store_url: str = ""  # a shared Redis: API and loops become separate Deployments
+    queue_per_loop: int = 64
 
 
 def source_root() -> Path:

@@ -20,14 +20,14 @@ def default_store_dir(recipe_name: str) -> Path:
 
 
 def open_store(settings: Settings, recipe_name: str) -> Store:
-    """The store that API and loops of one recipe share."""
+    """The store that API and loops of one recipe share: a Redis when store_url names one, else embedded."""
+    limits = {"max_queue_length": settings.max_queue_length, "max_attempts": settings.max_attempts,
+              "result_ttl_s": settings.result_ttl_s, "loop_stale_s": settings.loop_stale_s}
+    if settings.store_url:
+        from fastdeploy.store.redis import RedisStore
+
+        return RedisStore(settings.store_url, settings.store_namespace or recipe_name, **limits)
     from fastdeploy.store.local import LocalStore
 
     folder = Path(settings.store_dir) if settings.store_dir else default_store_dir(recipe_name)
-    return LocalStore(
-        folder,
-        max_queue_length=settings.max_queue_length,
-        max_attempts=settings.max_attempts,
-        result_ttl_s=settings.result_ttl_s,
-        loop_stale_s=settings.loop_stale_s,
-    )
+    return LocalStore(folder, **limits)

@@ -202,14 +202,23 @@ def test_wait_for_results_wakes_on_complete(make_store):
     assert waiter.wait_for_results(5)
 
 
-def _produce(folder, worker: int, requests: int) -> None:
-    store = LocalStore(folder)
+def open_backend(spec: tuple):
+    """A store from a picklable description, for child processes: ("local", folder) or ("redis", url, namespace)."""
+    if spec[0] == "redis":
+        from fastdeploy.store.redis import RedisStore
+
+        return RedisStore(spec[1], spec[2])
+    return LocalStore(spec[1])
+
+
+def _produce(spec, worker: int, requests: int) -> None:
+    store = open_backend(spec)
     for n in range(requests):
         store.enqueue(f"p{worker}-{n}", [pack([worker, n]), pack([worker, n, "second"])])
 
 
-def _consume(folder, results) -> None:
-    store = LocalStore(folder)
+def _consume(spec, results) -> None:
+    store = open_backend(spec)
     idle_since = time.monotonic()
     while time.monotonic() - idle_since < 2:
         batch = store.claim(7, lease_s=30)
@@ -221,14 +230,20 @@ def _consume(folder, results) -> None:
         results.extend([item.item_id for item in batch])
 
 
-def test_concurrent_producers_and_consumers_across_processes(tmp_path):
-    folder = tmp_path / "store"
-    LocalStore(folder).close()
+@pytest.fixture(params=["local", "redis"])
+def backend_spec(request, tmp_path):
+    if request.param == "redis":
+        return ("redis", *request.getfixturevalue("redis_namespace"))
+    LocalStore(tmp_path / "store").close()
+    return ("local", tmp_path / "store")
+
+
+def test_concurrent_producers_and_consumers_across_processes(backend_spec):
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager:
         claimed = manager.list()
-        producers = [context.Process(target=_produce, args=(folder, w, 150)) for w in range(3)]
-        consumers = [context.Process(target=_consume, args=(folder, claimed)) for _ in range(3)]
+        producers = [context.Process(target=_produce, args=(backend_spec, w, 150)) for w in range(3)]
+        consumers = [context.Process(target=_consume, args=(backend_spec, claimed)) for _ in range(3)]
         for process in producers + consumers:
             process.start()
         for process in producers + consumers:
@@ -236,11 +251,12 @@ def test_concurrent_producers_and_consumers_across_processes(tmp_path):
             assert process.exitcode == 0
         claimed = list(claimed)
     assert len(claimed) == len(set(claimed)) == 3 * 150 * 2  # every input claimed exactly once
-    store = LocalStore(folder)
+    store = open_backend(backend_spec)
     for worker in range(3):
         for n in range(150):
             assert outputs_of(store, f"p{worker}-{n}") == [[worker, n], [worker, n, "second"]]
     assert store.queue_length() == 0
+    store.close()
 
 
 def test_idempotency_key_holds_while_the_result_lives(make_store):

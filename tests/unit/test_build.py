@@ -13,6 +13,7 @@ from fastdeploy.build.context import BuildOptions, write_build_folder
 from fastdeploy.cli import main
 from fastdeploy.errors import RecipeError
 from fastdeploy.recipe import load_recipe
+from fastdeploy.store.redis import RedisStore
 from tests.conftest import ECHO, ROOT
 
 FULL = ROOT / "tests" / "data" / "recipes" / "build_full"
@@ -95,6 +96,9 @@ REQUIRED = {
     "Service": [("apiVersion",), ("metadata", "name"), ("spec", "selector"), ("spec", "ports")],
     "HorizontalPodAutoscaler": [("apiVersion",), ("metadata", "name"), ("spec", "scaleTargetRef", "name"),
                                 ("spec", "maxReplicas"), ("spec", "metrics")],
+    "Secret": [("apiVersion",), ("metadata", "name"), ("stringData",)],
+    "ScaledObject": [("apiVersion",), ("metadata", "name"), ("spec", "scaleTargetRef", "name"),
+                     ("spec", "maxReplicaCount"), ("spec", "triggers")],
 }
 
 
@@ -108,9 +112,9 @@ def test_manifests_are_consistent_kubernetes_objects(tmp_path):
     out = build(tmp_path, FULL, k8s=True, replicas=2)
     docs = {doc["kind"]: doc for doc in (yaml.safe_load((out / "k8s" / f).read_text())
                                          for f in ("deployment.yaml", "service.yaml", "hpa.yaml"))}
-    for kind, paths in REQUIRED.items():
-        for path in paths:
-            assert dig(docs[kind], path), f"{kind} lacks {'.'.join(path)}"
+    for kind, document in docs.items():
+        for path in REQUIRED[kind]:
+            assert dig(document, path), f"{kind} lacks {'.'.join(path)}"
     deployment, service, hpa = docs["Deployment"], docs["Service"], docs["HorizontalPodAutoscaler"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"] == labels == service["spec"]["selector"]
@@ -159,3 +163,70 @@ def test_cli_writes_files_and_prints_next_steps_without_an_engine(tmp_path):
     assert "docker run --rm -p 8080:8080 --shm-size=1g registry.example/team/echo:1" in result.output
     assert "kubectl apply -f" in result.output
     assert (tmp_path / "b" / "Dockerfile").is_file()
+
+
+def load_manifests(folder: Path) -> dict[str, dict]:
+    return {path.name: yaml.safe_load(path.read_text()) for path in sorted(folder.glob("*.yaml"))}
+
+
+def test_shared_store_splits_api_and_each_stage_into_deployments_of_their_own(tmp_path):
+    url = "redis://redis.default.svc:6380/2"
+    out = build(tmp_path, ROOT / "recipes" / "echo_chained", k8s=True, replicas=2, store_url=url, queue_per_loop=16)
+    docs = load_manifests(out / "k8s")
+    assert sorted(docs) == ["deployment-api.yaml", "deployment-loop-1.yaml", "deployment-loop-2.yaml", "hpa.yaml",
+                            "keda-loop-1.yaml", "keda-loop-2.yaml", "secret.yaml", "service.yaml"]
+    for doc in docs.values():
+        for path in REQUIRED[doc["kind"]]:
+            assert dig(doc, path), f"{doc['kind']} lacks {'.'.join(path)}"
+    api, service, hpa = docs["deployment-api.yaml"], docs["service.yaml"], docs["hpa.yaml"]
+    api_labels = api["spec"]["template"]["metadata"]["labels"]
+    assert api["spec"]["selector"]["matchLabels"] == api_labels == service["spec"]["selector"]
+    assert "sessionAffinity" not in service["spec"], "any API pod reads any result: no stickiness needed"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == api["metadata"]["name"]
+    [api_container] = api["spec"]["template"]["spec"]["containers"]
+    assert api_container["args"] == ["--rest", "/app/recipe"]
+    assert api_container["readinessProbe"]["httpGet"]["path"] == "/ready"
+    secret = docs["secret.yaml"]
+    assert secret["stringData"] == {"url": url}
+    name = api["metadata"]["name"].removesuffix("-api")
+    for stage in (1, 2):
+        loop, scaler = docs[f"deployment-loop-{stage}.yaml"], docs[f"keda-loop-{stage}.yaml"]
+        labels = loop["spec"]["template"]["metadata"]["labels"]
+        assert loop["spec"]["selector"]["matchLabels"] == labels
+        assert not set(service["spec"]["selector"].items()) <= set(labels.items()), "the Service must skip loops"
+        [container] = loop["spec"]["template"]["spec"]["containers"]
+        assert container["args"] == ["--loop", "/app/recipe", "--stage", str(stage)]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["FASTDEPLOY_STORE_URL"]["valueFrom"]["secretKeyRef"] == {"name": secret["metadata"]["name"],
+                                                                            "key": "url"}
+        assert env["FASTDEPLOY_STORE_NAMESPACE"]["value"] == name
+        assert scaler["spec"]["scaleTargetRef"]["name"] == loop["metadata"]["name"]
+        assert (scaler["spec"]["minReplicaCount"], scaler["spec"]["maxReplicaCount"]) == (2, 8)
+        [trigger] = scaler["spec"]["triggers"]
+        # the list KEDA measures is the one the loops of this stage claim from
+        queue = RedisStore(url, name).prefix + f"q:{stage}"
+        assert trigger == {"type": "redis", "metadata": {
+            "address": "redis.default.svc:6380", "listName": queue, "listLength": "16", "databaseIndex": "2",
+            "enableTLS": "false"}}
+
+
+def test_a_redis_password_reaches_keda_from_the_secret_not_the_manifest(tmp_path):
+    out = build(tmp_path, k8s=True, store_url="rediss://:s%40cret@cache.example:6379/0")
+    docs = load_manifests(out / "k8s")
+    assert docs["secret.yaml"]["stringData"]["password"] == "s@cret"
+    for name in ("deployment-api.yaml", "deployment-loop-1.yaml", "keda-loop-1.yaml", "hpa.yaml", "service.yaml"):
+        assert "s@cret" not in yaml.safe_dump(docs[name]) and "s%40cret" not in yaml.safe_dump(docs[name])
+    trigger = docs["keda-loop-1.yaml"]["spec"]["triggers"][0]["metadata"]
+    assert trigger["passwordFromEnv"] == "FASTDEPLOY_REDIS_PASSWORD" and trigger["enableTLS"] == "true"
+    [loop] = docs["deployment-loop-1.yaml"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in loop["env"]}
+    assert env["FASTDEPLOY_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "password"
+
+
+def test_cli_store_url_gives_the_shared_store_layout(tmp_path):
+    result = CliRunner().invoke(main, ["--build", str(ECHO), "--out", str(tmp_path / "b"), "--no-docker", "--k8s",
+                                       "--store-url", "redis://10.0.0.5:6379/0", "--k8s-queue-per-loop", "8"])
+    assert result.exit_code == 0, result.output
+    scaler = yaml.safe_load((tmp_path / "b" / "k8s" / "keda-loop-1.yaml").read_text())
+    assert scaler["spec"]["triggers"][0]["metadata"]["listLength"] == "8"
+    assert not (tmp_path / "b" / "k8s" / "deployment.yaml").exists()
