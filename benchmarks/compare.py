@@ -6,7 +6,9 @@ For each workload and server: start it on 127.0.0.1, drive it closed-loop at
 concurrency 1, 8, 64 and 256 (one input per request, warm-up excluded),
 stop it. Everyone gets the same predictor file and a maximum batch size of
 32; fastdeploy's auto-tuned run is reported separately, and so is its run with
-live batching (``--target-p99-ms``, TARGET_P99_MS per workload, same cap of 32). Peers run from their
+live batching (``--target-p99-ms``, TARGET_P99_MS per workload, same cap of 32). ``--servers
+fastdeploy,redis`` compares the embedded queue with the shared Redis store (needs a Redis at
+``--redis-url``). Peers run from their
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
@@ -103,13 +105,13 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def start_server(kind: str, recipe: Path) -> Server:
+def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     batch_log = scratch / "batches.log"
     env = {**os.environ, "BENCH_BATCH_LOG": str(batch_log)}
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
-    if kind in ("fastdeploy", "tuned", "target"):
+    if kind in ("fastdeploy", "tuned", "target", "redis"):
         env.update(FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(scratch / "queue"),
                    FASTDEPLOY_LOG_LEVEL="warning", FASTDEPLOY_MAX_BATCH_SIZE=str(BATCH))
         name = "fastdeploy"
@@ -117,6 +119,9 @@ def start_server(kind: str, recipe: Path) -> Server:
             name = "fastdeploy (auto-tuned)"
         else:
             env["FASTDEPLOY_BATCH_SIZE"] = str(BATCH)
+        if kind == "redis":
+            env.update(FASTDEPLOY_STORE_URL=redis_url, FASTDEPLOY_STORE_NAMESPACE=scratch.name)
+            name = "fastdeploy (Redis store)"
         if kind == "target":
             env["FASTDEPLOY_TARGET_P99_MS"] = str(TARGET_P99_MS[recipe.name])
             name = f"fastdeploy (target p99 {TARGET_P99_MS[recipe.name]:.0f} ms)"
@@ -267,7 +272,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", default="sleep,torch")
-    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target",
+                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
     args = parser.parse_args()
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
     recipes = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
@@ -283,7 +290,7 @@ def main() -> None:
         rows = []
         for repeat in range(1, args.repeats + 1):
             for kind in kinds:
-                server = start_server(kind, recipe)
+                server = start_server(kind, recipe, args.redis_url)
                 try:
                     server.wait_ready()
                     for c in CONCURRENCY:

@@ -1,18 +1,17 @@
 """How big the next batch may grow and how long it may wait to grow: the loop asks a policy.
 
-Two policies. ``FixedBatching`` (the default) keeps the tuned size and waits
-briefly, at most ``max_wait_ms``. ``LatencyTarget`` (``--target-p99-ms``)
-chooses both numbers for every batch from the age of its oldest input and the
-predict times seen so far (seeded by the tuner, updated by every batch), so
-an input's time in the store (queue + batch) stays under the target while the
-load allows; when the queue is deeper than one batch within the target, or
-its oldest input is late already, it drains at the size of best throughput
-without waiting, since then every input is served sooner that way.
-
-Both bound the wait by a quarter of a batch's predict time: waiting longer
-than a fraction of a batch's own time costs more throughput than it gains.
-Both see only the store: the API's own time (HTTP, about 1-3 ms) is outside
-the target.
+Both wait for the demand in sight (the loop counts it) at most a quarter of
+the last batch's predict time: waiting longer than a fraction of a batch's own
+time costs more throughput than it gains. ``FixedBatching`` (the default)
+keeps the tuned size and also waits at most ``max_wait_ms``.
+``LatencyTarget`` (``--target-p99-ms``) chooses size and wait for every batch
+from the age of its oldest input and the predict times seen so far (seeded by
+the tuner, updated by every batch): the largest batch, and the longest wait,
+that still let that input finish within the target. When the queue is deeper
+than one batch within the target, or its oldest input is late already, it
+serves at the size of best throughput, as the fixed policy does: under load,
+full batches clear the queue soonest. Both see only the store: the API's own
+time (HTTP, about 1-3 ms) is outside the target.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 
 from fastdeploy.tuning import Timing
 
-WAIT_FRACTION = 0.25  # a short batch waits at most this share of a batch's predict time
+WAIT_FRACTION = 0.25  # a short batch waits at most this share of the last batch's predict time
 EWMA_WEIGHT = 0.2  # weight of the newest predict time of a size in its running estimate
 
 
@@ -41,7 +40,7 @@ class FixedBatching:
         self.wait_s = 0.0
         self._last_predict_s = 0.0
 
-    def plan(self, oldest_age_s: float, claimed: int) -> Plan:
+    def plan(self, oldest_age_s: float, claimed: int, demand: int) -> Plan:
         self.wait_s = min(self.max_wait_s, WAIT_FRACTION * self._last_predict_s)
         return Plan(self.cap, self.wait_s)
 
@@ -111,23 +110,26 @@ class LatencyTarget:
         self.cap = self.times.largest_within(target_s, max_batch_size)
         self.wait_s = 0.0
         self.draining = False
+        self._last_predict_s = 0.0
 
-    def plan(self, oldest_age_s: float, claimed: int) -> Plan:
-        """``claimed``: inputs already taken; a claim that came back full means more wait behind it."""
+    def plan(self, oldest_age_s: float, claimed: int, demand: int) -> Plan:
+        """``claimed``: inputs already taken (a full claim means more wait behind it);
+        ``demand``: inputs the loop expects this batch to hold if it waits."""
         budget_s = self.target_s - oldest_age_s
+        usual_wait_s = WAIT_FRACTION * self._last_predict_s
         queue_deeper_than_cap = claimed >= self.cap
-        if queue_deeper_than_cap or self.times.estimate(claimed) > budget_s:
-            self.draining = True
-            self.cap, self.wait_s = max(self.drain_size, claimed), 0.0
+        self.draining = queue_deeper_than_cap or self.times.estimate(claimed) > budget_s
+        if self.draining:
+            self.cap, self.wait_s = max(self.drain_size, claimed), usual_wait_s
         else:
-            self.draining = False
             self.cap = max(claimed, self.times.largest_within(budget_s, self.max_batch_size))
-            self.wait_s = max(0.0, min(budget_s - self.times.estimate(self.cap),
-                                       WAIT_FRACTION * self.times.estimate(claimed)))
+            expected = max(claimed, min(demand, self.cap))
+            self.wait_s = max(0.0, min(budget_s - self.times.estimate(expected), usual_wait_s))
         return Plan(self.cap, self.wait_s)
 
     def observe(self, size: int, predict_s: float) -> None:
         self.times.observe(size, predict_s)
+        self._last_predict_s = predict_s
 
     def describe(self) -> dict:
         return {"policy": "target_p99", "target_p99_ms": round(self.target_s * 1000, 3), "batch_size": self.cap,

@@ -156,11 +156,11 @@ class Loop:
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S, self.stage)
             return batch
-        plan = self.batching.plan(self._oldest_age_s(batch), len(batch))
+        demand = self._returning + (len(batch) if right_after_a_batch else 0)
+        plan = self.batching.plan(self._oldest_age_s(batch), len(batch), demand)
         if len(batch) == cap and plan.cap > cap:  # the claim came back full: more wait, take them now
             batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)
-        expected = self._returning + (len(batch) if right_after_a_batch else 0)
-        expected = min(expected, plan.cap)
+        expected = min(demand, plan.cap)
         give_up_at = time.monotonic() + plan.wait_s
         idle_s = self.settings.batch_idle_ms / 1000
         while len(batch) < expected:

@@ -41,26 +41,32 @@ def test_served_batches_correct_the_estimates():
 def test_fresh_inputs_get_the_largest_batch_that_keeps_the_oldest_within_target():
     policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
     assert policy.cap == 9
-    plan = policy.plan(oldest_age_s=0.010, claimed=3)
+    plan = policy.plan(oldest_age_s=0.010, claimed=3, demand=3)
     assert plan.cap == 8  # 90 ms of predict time left after 10 ms in the queue
-    assert plan.wait_s == pytest.approx(0.0)
-    roomy = LatencyTarget(0.200, linear_times(), drain_size=16, max_batch_size=8).plan(0.0, 2)
-    assert roomy.cap == 8
-    assert roomy.wait_s == pytest.approx(0.25 * 0.030), "spare budget becomes wait, up to a share of a batch"
-    tight = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=8).plan(0.005, 2)
-    assert tight.cap == 8
-    assert tight.wait_s == pytest.approx(0.095 - 0.090), "never a wait that would make the oldest late"
+    assert plan.wait_s == 0.0, "before any batch was timed there is no usual wait"
 
 
-def test_late_or_deep_queue_drains_at_the_best_throughput_size_without_waiting():
+def test_the_wait_is_the_usual_share_of_a_batch_unless_the_oldest_would_be_late():
+    policy = LatencyTarget(0.200, linear_times(), drain_size=16, max_batch_size=8)
+    policy.observe(8, 0.090)  # as estimated: the estimates stay put
+    roomy = policy.plan(oldest_age_s=0.0, claimed=2, demand=8)
+    assert roomy.cap == 8 and roomy.wait_s == pytest.approx(0.25 * 0.090)
+    tight = policy.plan(oldest_age_s=0.100, claimed=2, demand=8)
+    assert tight.wait_s == pytest.approx(0.200 - 0.100 - 0.090), "the wait ends where the oldest would be late"
+
+
+def test_late_or_deep_queue_is_served_at_the_best_throughput_size():
     policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
-    late = policy.plan(oldest_age_s=0.500, claimed=2)
-    assert (late.cap, late.wait_s, policy.draining) == (16, 0.0, True)
+    late = policy.plan(oldest_age_s=0.500, claimed=2, demand=4)
+    assert (late.cap, policy.draining) == (16, True)
     policy = LatencyTarget(0.100, linear_times(), drain_size=16, max_batch_size=32)
-    deep = policy.plan(oldest_age_s=0.0, claimed=policy.cap)
-    assert (deep.cap, deep.wait_s) == (16, 0.0)
-    recovered = policy.plan(oldest_age_s=0.0, claimed=1)
-    assert recovered.cap == 9 and not policy.draining
+    deep = policy.plan(oldest_age_s=0.0, claimed=policy.cap, demand=policy.cap)
+    assert deep.cap == 16 and policy.draining
+    policy.observe(16, 0.100)
+    assert policy.plan(oldest_age_s=0.5, claimed=3, demand=16).wait_s == pytest.approx(0.025), \
+        "a draining loop still gathers the demand in sight for a moment: full batches clear a queue soonest"
+    recovered = policy.plan(oldest_age_s=0.0, claimed=1, demand=1)
+    assert recovered.cap > 1 and not policy.draining
 
 
 def test_served_batches_move_the_plan():
@@ -68,17 +74,17 @@ def test_served_batches_move_the_plan():
     for _ in range(50):
         policy.observe(9, 0.040)  # the model runs faster than the tuner measured
         policy.observe(16, 0.060)
-    assert policy.plan(oldest_age_s=0.0, claimed=2).cap > 16
+    assert policy.plan(oldest_age_s=0.0, claimed=2, demand=2).cap > 16
 
 
 def test_fixed_batching_waits_at_most_a_share_of_the_last_predict_time():
     policy = FixedBatching(32, max_wait_s=0.010)
-    assert policy.plan(0.0, 1).wait_s == 0.0
+    assert policy.plan(0.0, 1, 8).wait_s == 0.0
     policy.observe(8, 0.020)
-    assert policy.plan(0.0, 1).wait_s == pytest.approx(0.005)
+    assert policy.plan(0.0, 1, 8).wait_s == pytest.approx(0.005)
     policy.observe(8, 0.400)
-    assert policy.plan(0.0, 1).wait_s == pytest.approx(0.010)
-    assert policy.plan(0.0, 1).cap == 32
+    assert policy.plan(0.0, 1, 8).wait_s == pytest.approx(0.010)
+    assert policy.plan(0.0, 1, 8).cap == 32
 
 
 class FakeClock:
