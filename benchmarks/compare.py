@@ -12,7 +12,7 @@ fastdeploy,redis`` compares the embedded queue with the shared Redis store (need
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
-Writes benchmarks/results/compare.md and compare.json.
+Writes benchmarks/results/compare.md and compare.json (``--output NAME``: NAME.md and NAME.json).
 """
 
 from __future__ import annotations
@@ -224,9 +224,9 @@ def markdown(report: dict) -> str:
                          f"{row['mean_batch']} | {row['efficiency']} | {row.get('overhead_ms', '')} |")
         lines += ["", "Ratios (fastdeploy / best peer, same repetition):", ""]
         lines += [f"- {line}" for line in data["ratios"]]
-        if data.get("live"):
-            lines += ["", "Live batching (the target run against fastdeploy with the same cap, same repetition):", ""]
-            lines += [f"- {line}" for line in data["live"]]
+        for title, variant_lines in data.get("variants", {}).items():
+            lines += ["", f"{title} (against fastdeploy with the same cap, same repetition):", ""]
+            lines += [f"- {line}" for line in variant_lines]
         lines.append("")
     return "\n".join(lines)
 
@@ -254,16 +254,20 @@ def ratios(rows: list[dict]) -> list[str]:
     return out
 
 
-def live_batching(rows: list[dict]) -> list[str]:
+VARIANTS = {"Live batching": "fastdeploy (target", "Redis store": "fastdeploy (Redis"}
+
+
+def variant(rows: list[dict], prefix: str) -> list[str]:
+    """A fastdeploy variant's points against plain fastdeploy's, as ratios."""
     out = []
     for repeat, c, point in points(rows):
-        fixed = point.get("fastdeploy")
-        live = next((r for name, r in point.items() if name.startswith("fastdeploy (target")), None)
-        if fixed and live:
-            out.append(f"rep {repeat}, c={c}: throughput {live['requests_per_s'] / fixed['requests_per_s']:.2f}×; "
-                       f"p99 {live['p99_ms']:.1f} vs {fixed['p99_ms']:.1f} ms; "
-                       f"p50 {live['p50_ms']:.1f} vs {fixed['p50_ms']:.1f} ms; "
-                       f"mean batch {live['mean_batch']} vs {fixed['mean_batch']}")
+        base = point.get("fastdeploy")
+        other = next((r for name, r in point.items() if name.startswith(prefix)), None)
+        if base and other:
+            out.append(f"rep {repeat}, c={c}: throughput {other['requests_per_s'] / base['requests_per_s']:.2f}×; "
+                       f"p99 {other['p99_ms']:.1f} vs {base['p99_ms']:.1f} ms; "
+                       f"p50 {other['p50_ms']:.1f} vs {base['p50_ms']:.1f} ms; "
+                       f"mean batch {other['mean_batch']} vs {base['mean_batch']}")
     return out
 
 
@@ -274,6 +278,7 @@ def main() -> None:
     parser.add_argument("--workloads", default="sleep,torch")
     parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target",
                         help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis")
+    parser.add_argument("--output", default="compare", help="results file name, without extension")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
     args = parser.parse_args()
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
@@ -299,11 +304,12 @@ def main() -> None:
                         print(json.dumps(row), flush=True)
                 finally:
                     server.stop()
+        variants = {title: variant(rows, prefix) for title, prefix in VARIANTS.items()}
         report["workloads"][workload] = {"model_ms": model_ms, "rows": rows, "ratios": ratios(rows),
-                                         "live": live_batching(rows)}
+                                         "variants": {title: lines for title, lines in variants.items() if lines}}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "compare.json").write_text(json.dumps(report, indent=1))
-    (RESULTS / "compare.md").write_text(markdown(report))
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=1))
+    (RESULTS / f"{args.output}.md").write_text(markdown(report))
     print(markdown(report))
 
 

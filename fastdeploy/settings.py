@@ -41,6 +41,7 @@ class Settings:
     # queue
     store_dir: str = _knob("", "Folder of the embedded queue; empty means /dev/shm/fastdeploy/<recipe>.")
     store_url: str = _knob("", "redis://host:port/db of a Redis shared by API and loop hosts; empty: the embedded queue.")
+    store_connections: int = _knob(64, "Most Redis connections per process; more concurrent calls wait for a free one.")
     store_namespace: str = _knob("", "Name of the recipe's keys in the shared Redis; empty means the recipe folder's name.")
     max_queue_length: int = _knob(10000, "Most inputs waiting or running at once; past it /sync and /async get 503.")
     result_ttl_s: float = _knob(3600.0, "How long a finished result stays retrievable.")
@@ -74,7 +75,7 @@ class Settings:
             if f.type in ("int", "float") and value < 0:
                 raise ValueError(f"{f.name} is {value}; it must be 0 or more ({ENV_PREFIX}{f.name.upper()})")
         for name in ("port", "workers", "worker_connections", "max_body_bytes", "max_inputs", "max_upload_bytes",
-                     "max_queue_length", "loops", "max_batch_size", "max_attempts",
+                     "max_queue_length", "loops", "max_batch_size", "max_attempts", "store_connections",
                      "webhook_max_attempts", "lease_s", "timeout_s", "heartbeat_interval_s"):
             if getattr(self, name) == 0:
                 raise ValueError(f"{name} is 0; it must be at least 1 ({ENV_PREFIX}{name.upper()})")

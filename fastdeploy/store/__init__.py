@@ -26,7 +26,8 @@ def open_store(settings: Settings, recipe_name: str) -> Store:
     if settings.store_url:
         from fastdeploy.store.redis import RedisStore
 
-        return RedisStore(settings.store_url, settings.store_namespace or recipe_name, **limits)
+        return RedisStore(settings.store_url, settings.store_namespace or recipe_name,
+                          max_connections=settings.store_connections, **limits)
     from fastdeploy.store.local import LocalStore
 
     folder = Path(settings.store_dir) if settings.store_dir else default_store_dir(recipe_name)

@@ -265,6 +265,8 @@ def queue_key(namespace: str, stage: int) -> str:
     return f"{key_prefix(namespace)}q:{stage}"
 
 
+POOL_WAIT_S = 30.0  # longest a caller waits for a free connection before the call fails
+
 REQUEST_FIELDS = ("status", "error_code", "error_message", "created_at", "first_claimed_at", "finished_at",
                   "expires_at", "webhook_url", "webhook_status", "webhook_attempts", "webhook_error", "first_item",
                   "n_items")
@@ -272,7 +274,7 @@ REQUEST_FIELDS = ("status", "error_code", "error_message", "created_at", "first_
 
 class RedisStore(Store):
     def __init__(self, url: str, namespace: str, *, max_queue_length: int = 10000, max_attempts: int = 3,
-                 result_ttl_s: float = 3600.0, loop_stale_s: float = 10.0,
+                 result_ttl_s: float = 3600.0, loop_stale_s: float = 10.0, max_connections: int = 64,
                  clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.prefix = key_prefix(namespace)
@@ -282,7 +284,10 @@ class RedisStore(Store):
         self.loop_stale_s = loop_stale_s
         self.clock = clock
         self.closed = False
-        self.client = redis.Redis.from_url(url)
+        # a blocking pool: past max_connections a caller (a greenlet of the API) waits for a free
+        # connection instead of failing, so a burst of requests queues here rather than erroring
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=POOL_WAIT_S)
+        self.client = redis.Redis(connection_pool=pool)
         self._scripts = {name: self.client.register_script(source) for name, source in {
             "enqueue": ENQUEUE, "claim": CLAIM, "renew": RENEW, "complete": COMPLETE, "fail": FAIL,
             "due_webhooks": DUE_WEBHOOKS, "record_webhook": RECORD_WEBHOOK, "sweep": SWEEP}.items()}

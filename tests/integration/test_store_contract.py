@@ -270,3 +270,26 @@ def test_idempotency_key_holds_while_the_result_lives(make_store):
     store.complete(store.claim(1, 30), [pack(1)])
     clock.now += 11  # the result expired: the key is free again
     assert store.enqueue("fourth", [pack(2)], idempotency_key="k", fingerprint="f2") == "fourth"
+
+
+def test_redis_callers_beyond_the_connection_pool_wait_instead_of_failing(redis_namespace):
+    from fastdeploy.store.redis import RedisStore
+
+    store = RedisStore(*redis_namespace, max_connections=2)
+    errors = []
+
+    def submit(worker: int) -> None:
+        try:
+            for n in range(20):
+                store.enqueue(f"w{worker}-{n}", [pack(n)])
+        except Exception as exc:  # noqa: BLE001 - any failure is what this test counts
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(w,)) for w in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert store.queue_length() == 16 * 20
+    store.close()
