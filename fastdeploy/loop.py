@@ -228,8 +228,8 @@ class Loop:
     def info(self) -> LoopInfo:
         return LoopInfo(
             loop_id=self.loop_id, stage=self.stage, pid=os.getpid(), host=socket.gethostname(),
-            batch_size=self.batching.cap, batching=self.batching.describe(), started_at=self.started_at, heartbeat_at=self.wall_clock(),
-            tuning=[timing.as_dict() for timing in self.tuning], **self.served,
+            batch_size=self.batching.cap, batching=self.batching.describe(), started_at=self.started_at,
+            heartbeat_at=self.wall_clock(), tuning=[timing.as_dict() for timing in self.tuning], **self.served,
         )
 
     def _heartbeat_forever(self) -> None:

@@ -29,7 +29,9 @@ class StoreCollector:
         loops = self.live_loops()
         labels = ["stage", "loop"]
         families = {
-            "batch_size": GaugeMetricFamily("fastdeploy_batch_size", "Most inputs the loop's next batch may hold (its current choice).", labels=labels),
+            "batch_size": GaugeMetricFamily("fastdeploy_batch_size",
+                                            "Most inputs the loop's next batch may hold (its current choice).",
+                                            labels=labels),
             "batches": CounterMetricFamily("fastdeploy_batches", "Batches predicted.", labels=labels),
             "items": CounterMetricFamily("fastdeploy_items", "Inputs predicted.", labels=labels),
             "failed_batches": CounterMetricFamily("fastdeploy_failed_batches", "Batches whose predictor failed.",

@@ -40,9 +40,12 @@ class Settings:
     keyfile: str = _knob("", "TLS private key (PEM) for certfile.")
     # queue
     store_dir: str = _knob("", "Folder of the embedded queue; empty means /dev/shm/fastdeploy/<recipe>.")
-    store_url: str = _knob("", "redis://host:port/db of a Redis shared by API and loop hosts; empty: the embedded queue.")
-    store_connections: int = _knob(64, "Most Redis connections per process; more concurrent calls wait for a free one.")
-    store_namespace: str = _knob("", "Name of the recipe's keys in the shared Redis; empty means the recipe folder's name.")
+    store_url: str = _knob("", "redis://host:port/db of a Redis shared by API and loop hosts; "
+                               "empty: the embedded queue.")
+    store_connections: int = _knob(64, "Most Redis connections per process; more concurrent calls wait "
+                                       "for a free one.")
+    store_namespace: str = _knob("", "Name of the recipe's keys in the shared Redis; "
+                                     "empty means the recipe folder's name.")
     max_queue_length: int = _knob(10000, "Most inputs waiting or running at once; past it /sync and /async get 503.")
     result_ttl_s: float = _knob(3600.0, "How long a finished result stays retrievable.")
     lease_s: float = _knob(30.0, "A claimed batch not renewed for this long is claimed again (its loop died).")
