@@ -71,6 +71,7 @@ class Server:
     ready_path: str
     batch_log: Path
     scratch: Path
+    redis_url: str = ""  # the Redis its store lives in, if any: its keys are deleted on stop
 
     def wait_ready(self, timeout_s: float = 180) -> None:
         deadline = time.monotonic() + timeout_s
@@ -95,6 +96,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 pass
             _signal_group(process, signal.SIGKILL)
+        if self.redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(match=f"fastdeploy:{{{self.scratch.name}}}:*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start:start + 1000])
+            client.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -127,7 +136,7 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
             name = f"fastdeploy (target p99 {TARGET_P99_MS[recipe.name]:.0f} ms)"
         processes = [subprocess.Popen([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env, **quiet)]
         return Server(name, processes, port, build_request("/sync", b'["x"]' if "sleep" in recipe.name else b"[7]"),
-                      "/ready", batch_log, scratch)
+                      "/ready", batch_log, scratch, redis_url if kind == "redis" else "")
     if kind == "fastdeploy311":
         copy = scratch / recipe.name  # it writes its queue files into the recipe folder
         shutil.copytree(recipe, copy)
