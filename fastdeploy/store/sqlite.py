@@ -9,6 +9,7 @@ greenlets instead of freezing while another process holds the write lock.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -17,7 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from fastdeploy.errors import RecipeError
 from fastdeploy.store.base import StoreClosedError
+
+log = logging.getLogger(__name__)
 
 LOCK_RETRY_LIMIT_S = 30.0
 
@@ -78,6 +82,25 @@ CREATE TABLE IF NOT EXISTS loops (
 """
 
 
+class IncompatibleStoreError(RecipeError):
+    """The store file was written by a fastdeploy whose tables differ, and it still holds work.
+
+    A configuration error, like a bad recipe: ``--run`` stops rather than restarting into it.
+    """
+
+
+def _expected_columns() -> dict[str, set[str]]:
+    with sqlite3.connect(":memory:") as scratch:
+        scratch.executescript(SCHEMA)
+        return _columns(scratch)
+
+
+def _columns(db: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                           "AND name NOT LIKE 'sqlite_%'")]
+    return {table: {row[1] for row in db.execute(f'PRAGMA table_info("{table}")')} for table in tables}
+
+
 class SqliteFile:
     """A database file shared by processes; safe across threads and greenlets of one process."""
 
@@ -88,9 +111,32 @@ class SqliteFile:
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
         with self.transaction() as db:
+            self._replace_other_layout(db)
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     db.execute(statement)
+
+    def _replace_other_layout(self, db: sqlite3.Connection) -> None:
+        """A store left on tmpfs by another fastdeploy version: start it afresh if its queue is empty.
+
+        Finished results it held are dropped with it; queued or running inputs are never
+        dropped: then the store is refused, naming what to do.
+        """
+        found, expected = _columns(db), _expected_columns()
+        if all(expected[table] <= columns for table, columns in found.items() if table in expected):
+            return
+        try:
+            unfinished = db.execute("SELECT COUNT(*) FROM items WHERE status IN (0, 1)").fetchone()[0]
+        except sqlite3.Error:
+            unfinished = None
+        if unfinished != 0:
+            raise IncompatibleStoreError(
+                f"the queue in {self.path.parent} was written by another fastdeploy version and still holds "
+                f"{'unfinished work' if unfinished is None else f'{unfinished} unfinished inputs'}: serve it "
+                f"with the version that wrote it until it drains, or delete the folder to drop that work")
+        log.warning("store %s: written by another fastdeploy version, queue empty; starting it afresh", self.path)
+        for table in found:
+            db.execute(f'DROP TABLE "{table}"')
 
     def connection(self) -> sqlite3.Connection:
         """This process's connection; a forked child must not reuse its parent's."""

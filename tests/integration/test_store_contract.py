@@ -293,3 +293,36 @@ def test_redis_callers_beyond_the_connection_pool_wait_instead_of_failing(redis_
     assert errors == []
     assert store.queue_length() == 16 * 20
     store.close()
+
+
+def write_older_layout(folder, queued: int) -> None:
+    """A store as an earlier fastdeploy left it on tmpfs: items without stage columns."""
+    import sqlite3
+
+    folder.mkdir(parents=True)
+    with sqlite3.connect(folder / "queue.db") as db:
+        db.execute("CREATE TABLE items (item_id INTEGER PRIMARY KEY, request_id TEXT, idx INTEGER, "
+                   "status INTEGER, payload BLOB, output BLOB)")
+        db.executemany("INSERT INTO items (request_id, idx, status) VALUES (?, 0, ?)",
+                       [("old-done", 2)] + [(f"old-{n}", 0) for n in range(queued)])
+
+
+def test_a_drained_store_of_another_version_starts_afresh(tmp_path):
+    write_older_layout(tmp_path / "store", queued=0)
+    store = LocalStore(tmp_path / "store")
+    store.enqueue("new", [pack(1)])
+    store.complete(store.claim(1, 30), [pack(2)])
+    assert outputs_of(store, "new") == [2]
+    store.close()
+
+
+def test_a_store_of_another_version_with_work_left_is_refused_not_dropped(tmp_path):
+    from fastdeploy.store.sqlite import IncompatibleStoreError
+
+    write_older_layout(tmp_path / "store", queued=3)
+    with pytest.raises(IncompatibleStoreError, match="3 unfinished inputs.*delete the folder"):
+        LocalStore(tmp_path / "store")
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "store" / "queue.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM items WHERE status = 0").fetchone()[0] == 3
