@@ -97,13 +97,11 @@ class Server:
                 pass
             _signal_group(process, signal.SIGKILL)
         if self.redis_url:
-            import redis
+            from fastdeploy.store.redis import RedisStore
 
-            client = redis.Redis.from_url(self.redis_url)
-            keys = list(client.scan_iter(match=f"fastdeploy:{{{self.scratch.name}}}:*", count=1000))
-            for start in range(0, len(keys), 1000):
-                client.delete(*keys[start:start + 1000])
-            client.close()
+            store = RedisStore(self.redis_url, self.scratch.name)
+            store.delete_all()
+            store.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 

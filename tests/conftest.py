@@ -49,15 +49,13 @@ def redis_url() -> str:
 @pytest.fixture
 def redis_namespace():
     """A fresh key namespace in the test Redis, deleted afterwards: (url, namespace)."""
-    import redis
+    from fastdeploy.store.redis import RedisStore
 
     url, namespace = redis_url(), f"test-{uuid.uuid4().hex}"
     yield url, namespace
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=f"fastdeploy:{{{namespace}}}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    store = RedisStore(url, namespace)
+    store.delete_all()
+    store.close()
 
 
 @pytest.fixture(params=["local", "redis"])

@@ -466,6 +466,13 @@ class RedisStore(Store):
                 self.remove_loop(loop.loop_id)
         return int(swept)
 
+    def delete_all(self) -> int:
+        """Delete every key of this namespace (a recipe's whole queue and results); return how many."""
+        keys = list(self.client.scan_iter(match=f"{self.prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            self.client.delete(*keys[start:start + 1000])
+        return len(keys)
+
     def close(self) -> None:
         self.closed = True
         if self._subscriptions_pid == os.getpid():

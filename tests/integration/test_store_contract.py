@@ -326,3 +326,20 @@ def test_a_store_of_another_version_with_work_left_is_refused_not_dropped(tmp_pa
 
     with sqlite3.connect(tmp_path / "store" / "queue.db") as db:
         assert db.execute("SELECT COUNT(*) FROM items WHERE status = 0").fetchone()[0] == 3
+
+
+def test_redis_delete_all_drops_one_namespace_only(redis_namespace):
+    from fastdeploy.store.redis import RedisStore
+
+    url, namespace = redis_namespace
+    mine, other = RedisStore(url, namespace), RedisStore(url, namespace + "-other")
+    try:
+        mine.enqueue("a", [pack(1)])
+        other.enqueue("b", [pack(2)])
+        assert mine.delete_all() > 0
+        assert mine.result("a") is None and mine.queue_length() == 0
+        assert other.result("b").status == PENDING and other.queue_length() == 1
+    finally:
+        other.delete_all()
+        mine.close()
+        other.close()
