@@ -303,6 +303,10 @@ class RedisStore(Store):
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
 
+    def _ring(self, *channel: object) -> None:
+        """Wake the waiters of a channel ("work", stage) or ("results",), as the local store's doorbells do."""
+        self.client.publish(self._key(*channel), b"!")
+
     # -- queue ------------------------------------------------------------
 
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
@@ -317,14 +321,14 @@ class RedisStore(Store):
         if outcome == b"conflict":
             raise IdempotencyConflict(idempotency_key, value)
         if outcome == b"queued":
-            self.client.publish(self._key("work", 1), b"!")
+            self._ring("work", 1)
         return value
 
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
         failed, rows = self._run("claim", max_items, repr(lease_s), stage, self.max_attempts,
                                  ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED)
         if failed:
-            self.client.publish(self._key("results"), b"!")
+            self._ring("results")
         return [QueueItem(item_id=int(r[0]), request_id=r[1].decode(), index=int(r[2]), payload=r[3],
                           attempts=int(r[4]), deadline=float(r[5]) if r[5] else None, stage=stage,
                           last_stage=int(r[6]), created_at=float(r[7])) for r in rows]
@@ -338,13 +342,13 @@ class RedisStore(Store):
             args += [item.item_id, item.stage, output]
         stored, advanced, finished = self._run("complete", *args)
         for stage in set(advanced):
-            self.client.publish(self._key("work", stage), b"!")
+            self._ring("work", stage)
         if stored:
-            self.client.publish(self._key("results"), b"!")
+            self._ring("results")
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         self._run("fail", code, message, *set(request_ids))
-        self.client.publish(self._key("results"), b"!")
+        self._ring("results")
 
     def add_chunks(self, items: list[QueueItem], chunks: list[bytes | None]) -> None:
         with self.client.pipeline(transaction=False) as pipe:
