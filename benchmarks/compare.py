@@ -8,7 +8,9 @@ stop it. Everyone gets the same predictor file and a maximum batch size of
 32; fastdeploy's auto-tuned run is reported separately, and so is its run with
 live batching (``--target-p99-ms``, TARGET_P99_MS per workload, same cap of 32). ``--servers
 fastdeploy,redis`` compares the embedded queue with the shared Redis store (needs a Redis at
-``--redis-url``). Peers run from their
+``--redis-url``). ``floor`` (on by default, ``sleep`` only, concurrency 1) is
+falcon under gunicorn and gevent blocking for the predictor's time with no queue
+and no loop: the least any server on fastdeploy's stack adds. Peers run from their
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
@@ -145,6 +147,12 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
         body = b'["x"]' if "sleep" in recipe.name else b"[7]"
         return Server("fastdeploy 3.1.1", processes, port, build_request("/sync", body), "/health", batch_log,
                       scratch)
+    if kind == "floor":
+        processes = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+                                       "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),
+                                       "falcon_floor:app"], env=env, **quiet)]
+        return Server("falcon + gunicorn floor", processes, port, build_request("/sync", b'["x"]'), "/health",
+                      batch_log, scratch)
     python = venv_python("litserve")
     processes = [subprocess.Popen([python, str(HERE / "peers" / "litserve_server.py"), str(recipe), str(port)],
                                   env=env, **quiet)]
@@ -257,6 +265,8 @@ def ratios(rows: list[dict]) -> list[str]:
                 f"{best['server']}; p99 {ours['p99_ms']:.1f} vs {min(p['p99_ms'] for p in peers):.1f} ms")
         if c == 1:
             text += f"; overhead {ours['overhead_ms']:.2f} ms vs {min(p['overhead_ms'] for p in peers):.2f} ms"
+            if "falcon + gunicorn floor" in point:
+                text += f" (stack floor {point['falcon + gunicorn floor']['overhead_ms']:.2f} ms)"
         out.append(text)
     return out
 
@@ -283,8 +293,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", default="sleep,torch")
-    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target",
-                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target,floor",
+                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor")
     parser.add_argument("--output", default="compare", help="results file name, without extension")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
     args = parser.parse_args()
@@ -302,10 +312,12 @@ def main() -> None:
         rows = []
         for repeat in range(1, args.repeats + 1):
             for kind in kinds:
+                if kind == "floor" and workload != "sleep":
+                    continue
                 server = start_server(kind, recipe, args.redis_url)
                 try:
                     server.wait_ready()
-                    for c in CONCURRENCY:
+                    for c in (1,) if kind == "floor" else CONCURRENCY:
                         row = {"repeat": repeat, "server": server.name, **measure(server, c, args.duration, model_ms)}
                         rows.append(row)
                         print(json.dumps(row), flush=True)

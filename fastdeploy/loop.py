@@ -24,6 +24,7 @@ from fastdeploy.recipe import Recipe, run_checked
 from fastdeploy.settings import Settings
 from fastdeploy.store.base import PREDICTOR_FAILED, LoopInfo, QueueItem, Store
 from fastdeploy.store.codec import UnstorableError, pack, unpack
+from fastdeploy.store_ahead import StoreAhead
 from fastdeploy.tuning import Timing, tune_batch_size
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Loop:
         self.started_at = wall_clock()
         self._stop = threading.Event()
         self._in_flight: list[int] = []
+        self._ahead: StoreAhead | None = None  # only while serving: see store_ahead.py
         self._returning = 0  # inputs of the last batch: their callers are likely to come back
         self._last_predict_s = 0.0
         self.served = {"batches": 0, "items": 0, "failed_batches": 0, "predict_s": 0.0}
@@ -68,6 +70,7 @@ class Loop:
         heartbeat.start()
         log.info("loop %s: serving %s stage %d with batch size %d", self.loop_id, self.recipe.name, self.stage,
                  self.batch_size)
+        self._ahead = StoreAhead(self.store, self.stage, self.settings.lease_s)
         backoff = 0.0
         try:
             while not self._stop.is_set():
@@ -80,9 +83,24 @@ class Loop:
                     self._stop.wait(backoff)
         finally:
             self._stop.set()
+            self._finish_claimed_work()
             heartbeat.join(timeout=5)
             self._deregister()
             log.info("loop %s: stopped", self.loop_id)
+
+    def _finish_claimed_work(self) -> None:
+        """Serve a batch claimed ahead and land the results written behind, so a stop hands nothing back."""
+        ahead, self._ahead = self._ahead, None
+        try:
+            claimed = ahead.take()
+            if claimed:
+                self.run_batch(claimed)
+            ahead.flush()
+        except Exception:
+            log.exception("loop %s: could not finish its claimed work; it is served again once its lease "
+                          "expires", self.loop_id)
+        finally:
+            ahead.close()
 
     def stop(self) -> None:
         """Safe from a signal handler: only sets a flag."""
@@ -151,7 +169,9 @@ class Loop:
         """
         lease_s = self.settings.lease_s
         cap = self.batching.cap
-        batch = self.store.claim(cap, lease_s, self.stage)
+        batch = self._ahead.take() if self._ahead else []
+        if len(batch) < cap:
+            batch += self.store.claim(cap - len(batch), lease_s, self.stage)
         right_after_a_batch, self._right_after_a_batch = self._right_after_a_batch, False
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S, self.stage)
@@ -184,6 +204,8 @@ class Loop:
         try:
             try:
                 inputs, written = self.files.to_predictor([unpack(item.payload) for item in batch])
+                if self._ahead and len(batch) >= self.batching.cap and not self._stop.is_set():
+                    self._ahead.claim_before(time.monotonic() + self._last_predict_s, self.batching.cap)
                 outputs = self._predict(batch, inputs)
                 packed = [self._pack(output) for output in outputs]
             except Exception as exc:
@@ -192,13 +214,23 @@ class Loop:
                             type(exc).__name__, exc)
                 self.store.fail([item.request_id for item in batch], PREDICTOR_FAILED, self._describe(exc))
                 return
-            self.store.complete(batch, packed)
+            self._store_results(batch, packed)
             self.batching.observe(len(batch), self._last_predict_s)
             self.served["batches"] += 1
             self.served["items"] += len(batch)
         finally:
             self.files.remove(written)
             self._in_flight = []
+
+    def _store_results(self, batch: list[QueueItem], packed: list[bytes]) -> None:
+        """Write behind when the next batch is already claimed in full; otherwise now, on this thread."""
+        if self._ahead is None:
+            self.store.complete(batch, packed)
+        elif self._ahead.settle() >= self.batching.cap:
+            self._ahead.write(batch, packed)
+        else:
+            self._ahead.flush()
+            self.store.complete(batch, packed)
 
     def _predict(self, batch: list[QueueItem], inputs: list) -> list:
         """Outputs of one batch, timed; a streaming last stage also stores each chunk as it comes."""
@@ -242,7 +274,8 @@ class Loop:
                 return
             try:
                 self.store.heartbeat(self.info())
-                in_flight = self._in_flight
+                ahead = self._ahead
+                in_flight = self._in_flight + (ahead.held_ids() if ahead else [])
                 if in_flight:
                     self.store.renew(in_flight, self.settings.lease_s)
                 if time.monotonic() - last_sweep > self.settings.sweep_interval_s:
