@@ -47,7 +47,7 @@ class StoreAhead:
         self._thread: threading.Thread | None = None
 
     def claim_before(self, done_at: float, max_items: int) -> None:
-        """Claim up to max_items so that they are in hand by done_at (a time.monotonic() time)."""
+        """Hold up to max_items claimed (counting any not yet taken) by done_at, a time.monotonic() time."""
         with self._cond:
             self._claim_due = done_at - 2 * self._claim_s - WAKE_UP_S
             self._claim_size = max_items
@@ -127,13 +127,13 @@ class StoreAhead:
                 job = self._next_job()
                 if job is None:
                     return
-                writing, claim_size = self._writing, self._claim_size
+                writing, claim_size = self._writing, self._claim_size - len(self._claimed)
             claimed = []
             started = time.monotonic()
             try:
                 if job == "write":
                     self.store.complete(*writing)
-                else:
+                elif claim_size > 0:
                     claimed = self.store.claim(claim_size, self.lease_s, self.stage)
             except Exception:
                 # Nothing is lost: unwritten results stay leased and are served again when the lease
@@ -144,6 +144,7 @@ class StoreAhead:
                 if job == "write":
                     self._writing = None
                 else:
-                    self._claimed, self._claiming = claimed, False
+                    self._claimed += claimed
+                    self._claiming = False
                     self._claim_s = time.monotonic() - started
                 self._cond.notify_all()

@@ -18,19 +18,25 @@ def enqueue(store, n: int) -> list[str]:
     return [store.enqueue(f"r{i}", [pack(i)]) for i in range(n)]
 
 
+def wait_until_held(ahead: StoreAhead, n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(ahead.held_ids()) < n and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def test_a_claim_that_is_due_is_in_hand_and_leased(make_store):
     store = make_store()
-    enqueue(store, 5)
+    enqueue(store, 7)
     ahead = StoreAhead(store, stage=1, lease_s=LEASE_S)
     try:
         ahead.claim_before(time.monotonic(), 4)
-        deadline = time.monotonic() + 5
-        while len(ahead.held_ids()) < 4 and time.monotonic() < deadline:
-            time.sleep(0.005)
+        wait_until_held(ahead, 4)
         assert ahead.settle() == 4
-        assert [unpack(item.payload) for item in ahead.take()] == [0, 1, 2, 3]
+        ahead.claim_before(time.monotonic(), 6)  # tops up what is held: nothing claimed is dropped
+        wait_until_held(ahead, 6)
+        assert [unpack(item.payload) for item in ahead.take()] == [0, 1, 2, 3, 4, 5]
         assert ahead.take() == []
-        assert [item.request_id for item in store.claim(10, LEASE_S)] == ["r4"]
+        assert [item.request_id for item in store.claim(10, LEASE_S)] == ["r6"]
     finally:
         ahead.close()
 
