@@ -7,9 +7,11 @@ order asked, so a write and a claim never contend with each other for the
 store; the predictor keeps the loop's main thread.
 
 It is used only when it pays. The next batch is claimed ahead only after a
-full batch (the queue held a batch or more, so more is likely waiting), shortly
-before the predictor is expected to finish, so a second loop that is idle is
-not robbed of work. Results are written behind only when that claim came back
+full batch (the queue held a batch or more, so more is likely waiting), only
+when the predictor leaves its CPU mostly idle (a GPU, a remote model, I/O;
+beside a CPU-bound predictor this work takes cores and memory bandwidth from
+it and from the API), and shortly before the predictor is expected to finish,
+so a second loop that is idle is not robbed of work. Results are written behind only when that claim came back
 full, so there is a next batch to overlap with. Below full load the loop
 claims and writes on its own thread as before: a lone caller's answer never
 waits for a hand-off between threads.
