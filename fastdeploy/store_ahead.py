@@ -6,15 +6,15 @@ a 52 ms batch, and more against a remote Redis. One thread does both, in the
 order asked, so a write and a claim never contend with each other for the
 store; the predictor keeps the loop's main thread.
 
-It is used only when it pays. The next batch is claimed ahead only after a
-full batch (the queue held a batch or more, so more is likely waiting), only
-when the predictor leaves its CPU mostly idle (a GPU, a remote model, I/O;
-beside a CPU-bound predictor this work takes cores and memory bandwidth from
-it and from the API), and shortly before the predictor is expected to finish,
-so a second loop that is idle is not robbed of work. Results are written behind only when that claim came back
-full, so there is a next batch to overlap with. Below full load the loop
-claims and writes on its own thread as before: a lone caller's answer never
-waits for a hand-off between threads.
+It is used only when it pays (the loop decides). The next batch is claimed
+ahead only after a full batch (the queue held a batch or more, so more is
+likely waiting), only when the predictor leaves its CPU mostly idle (a GPU, a
+remote model, I/O; beside a CPU-bound predictor this work takes cores and
+memory bandwidth from it and from the API), and shortly before the predictor
+is expected to finish, so a second loop that is idle is not robbed of work.
+Results are written behind only when that claim came back full, so there is a
+next batch to overlap with. Otherwise the loop claims and writes on its own
+thread as before: a lone caller's answer never waits for a hand-off.
 """
 
 from __future__ import annotations
@@ -148,5 +148,6 @@ class StoreAhead:
                 else:
                     self._claimed += claimed
                     self._claiming = False
-                    self._claim_s = time.monotonic() - started
+                    if claim_size > 0:
+                        self._claim_s = time.monotonic() - started
                 self._cond.notify_all()
