@@ -210,7 +210,7 @@ class Loop:
             try:
                 inputs, written = self.files.to_predictor([unpack(item.payload) for item in batch])
                 if (self._ahead and len(batch) >= self.batching.cap and not self._stop.is_set()
-                        and self._last_predict_cpu_share < OVERLAP_MAX_CPU_SHARE):
+                        and self._last_predict_s and self._last_predict_cpu_share < OVERLAP_MAX_CPU_SHARE):
                     self._ahead.claim_before(time.monotonic() + self._last_predict_s, self.batching.cap)
                 outputs = self._predict(batch, inputs)
                 packed = [self._pack(output) for output in outputs]

@@ -8,10 +8,11 @@ store; the predictor keeps the loop's main thread.
 
 It is used only when it pays (the loop decides). The next batch is claimed
 ahead only after a full batch (the queue held a batch or more, so more is
-likely waiting), only when the predictor leaves its CPU mostly idle (a GPU, a
-remote model, I/O; beside a CPU-bound predictor this work takes cores and
-memory bandwidth from it and from the API), and shortly before the predictor
-is expected to finish, so a second loop that is idle is not robbed of work.
+likely waiting), once the loop has timed a batch, only when the predictor
+leaves its CPU mostly idle (a GPU, a remote model, I/O; beside a CPU-bound
+predictor this work takes cores and memory bandwidth from it and from the
+API), and shortly before the predictor is expected to finish, so a second
+loop that is idle is not robbed of work.
 Results are written behind only when that claim came back full, so there is a
 next batch to overlap with. Otherwise the loop claims and writes on its own
 thread as before: a lone caller's answer never waits for a hand-off.
