@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(getattr(pytest.mark, marker))
 
 
+def write_recipe(folder: Path, predictor: str | None = "def predictor(inputs, batch_size):\n    return inputs\n",
+                 example: str | None = "example = [1]\n", requirements: str | None = "") -> Path:
+    """A recipe folder written by a test; a file given as None is left out."""
+    folder.mkdir()
+    for name, text in (("predictor.py", predictor), ("example.py", example), ("requirements.txt", requirements)):
+        if text is not None:
+            (folder / name).write_text(text)
+    return folder
+
+
 REDIS_URL_VARIABLE = "FASTDEPLOY_TEST_REDIS_URL"
 
 

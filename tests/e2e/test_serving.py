@@ -16,7 +16,7 @@ import msgpack
 import pytest
 import requests
 
-from tests.conftest import ECHO, SLOW, free_port
+from tests.conftest import ECHO, SLOW, free_port, write_recipe
 
 
 def wait_for(predicate, timeout_s: float = 30, what: str = "condition"):
@@ -137,6 +137,40 @@ def test_killed_loop_loses_no_accepted_request(start_server):
     assert sorted(a["results"][0]["echo"] for a in answers) == list(range(10))
 
 
+PACED_THEN_SLOW = """import time
+
+calls = 0
+
+
+def predictor(inputs, batch_size):
+    global calls
+    calls += 1  # the smoke test and the first batch are quick, later batches slow
+    time.sleep(0.2 if calls <= 2 else 2.0)
+    return [x * 10 for x in inputs]
+"""
+
+
+def test_killed_loop_loses_no_request_it_had_claimed_ahead(start_server, tmp_path):
+    """Killed while a full batch predicts and the next is already claimed: both are answered by the next loop."""
+    recipe = write_recipe(tmp_path / "paced", predictor=PACED_THEN_SLOW)
+    settings = dict(batch_size=4, max_batch_size=4, lease_s=2, heartbeat_interval_s=0.5)
+    api = start_server("rest", recipe, ready="/health", **settings)
+    ids = [requests.post(f"{api.url}/async", json=[n], timeout=10).json()["id"] for n in range(16)]
+    loop = start_server("loop", recipe, ready=None, **settings)  # queued first, so batches are 0-3, 4-7, 8-11
+
+    def claimed() -> int:
+        return sum(result(api, i).json()["timings"]["queued_ms"] is not None for i in ids)
+
+    wait_for(lambda: claimed() >= 12, what="a third batch claimed while the second predicts")
+    assert finished(api, ids[4]) is None  # the second batch is still predicting: the third was claimed ahead
+    os.kill(loop.process.pid, signal.SIGKILL)
+    loop.process.wait()
+    start_server("loop", recipe, ready=None, **settings)
+    answers = [wait_for(lambda i=i: finished(api, i), timeout_s=60, what=f"result of {i}") for i in ids]
+    assert [a["status"] for a in answers] == ["done"] * 16
+    assert [a["results"][0] for a in answers] == [10 * n for n in range(16)]
+
+
 def test_restarted_api_still_serves_async_results(start_server):
     api = start_server("rest", ECHO, ready="/health")
     start_server("loop", ECHO, ready=None)
@@ -159,11 +193,8 @@ def test_sigterm_lets_the_running_batch_finish(start_server):
 
 
 def test_broken_recipe_stops_run_with_a_clear_message(tmp_path):
-    recipe = tmp_path / "broken"
-    recipe.mkdir()
-    (recipe / "predictor.py").write_text("def predictor(inputs, batch_size):\n    return inputs[:1]\n")
-    (recipe / "example.py").write_text("example = [1, 2]\n")
-    (recipe / "requirements.txt").write_text("")
+    recipe = write_recipe(tmp_path / "broken", predictor="def predictor(inputs, batch_size):\n    return inputs[:1]\n",
+                          example="example = [1, 2]\n")
     env = {**os.environ, "FASTDEPLOY_STORE_DIR": str(tmp_path / "q"), "FASTDEPLOY_PORT": str(free_port())}
     done = subprocess.run([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env,
                           capture_output=True, text=True, timeout=60)

@@ -7,7 +7,7 @@ from fastdeploy.cli import main
 from fastdeploy.errors import RecipeError
 from fastdeploy.recipe import check_outputs, load_recipe
 from fastdeploy.settings import Settings, settings_table
-from tests.conftest import ECHO
+from tests.conftest import ECHO, write_recipe
 
 
 def test_env_vars_set_settings_and_overrides_win():
@@ -48,15 +48,6 @@ def test_echo_recipe_loads():
     recipe = load_recipe(ECHO)
     assert recipe.name == "echo"
     assert recipe.stage(1).predictor(recipe.example(), 4) == recipe.example()
-
-
-def write_recipe(folder, predictor="def predictor(inputs, batch_size):\n    return inputs\n",
-                 example="example = [1]\n", requirements=""):
-    folder.mkdir()
-    for name, text in (("predictor.py", predictor), ("example.py", example), ("requirements.txt", requirements)):
-        if text is not None:
-            (folder / name).write_text(text)
-    return folder
 
 
 @pytest.mark.parametrize("files, message", [

@@ -10,6 +10,7 @@ from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
 from fastdeploy.store.codec import pack, unpack
 from fastdeploy.store_ahead import StoreAhead
+from tests.conftest import write_recipe
 
 LEASE_S = 30.0
 
@@ -77,14 +78,10 @@ def predictor(inputs, batch_size):
 
 def test_a_loop_at_full_load_serves_everything_and_a_stop_hands_back_nothing_claimed(make_store, tmp_path):
     """Stopped mid-batch at full load, the loop has claimed the next batch ahead: it serves it before it exits."""
-    folder = tmp_path / "paced"
-    folder.mkdir()
-    (folder / "predictor.py").write_text(PACED)
-    (folder / "example.py").write_text("example = [1]\n")
-    (folder / "requirements.txt").write_text("")
     store = make_store()
     ids = enqueue(store, 40)
-    loop = Loop(load_recipe(folder), make_store(), Settings(batch_size=4, max_batch_size=4))
+    loop = Loop(load_recipe(write_recipe(tmp_path / "paced", predictor=PACED)), make_store(),
+                Settings(batch_size=4, max_batch_size=4))
     loop.prepare()
     thread = threading.Thread(target=loop.serve, daemon=True)
     thread.start()
