@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from fastdeploy.store.codec import pack
 from fastdeploy.store.local import LocalStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,11 @@ def write_recipe(folder: Path, predictor: str | None = "def predictor(inputs, ba
         if text is not None:
             (folder / name).write_text(text)
     return folder
+
+
+def enqueue_numbers(store, n: int) -> list[str]:
+    """Requests r0 … r(n-1), each of one input: its number."""
+    return [store.enqueue(f"r{i}", [pack(i)]) for i in range(n)]
 
 
 REDIS_URL_VARIABLE = "FASTDEPLOY_TEST_REDIS_URL"

@@ -1,18 +1,14 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fastdeploy.batching import FixedBatching, LatencyTarget, PredictTimes
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
-from fastdeploy.store.codec import pack
 from fastdeploy.store.local import LocalStore
 from fastdeploy.tuning import Timing
-
-ECHO = Path(__file__).resolve().parents[2] / "recipes" / "echo"
+from tests.conftest import ECHO, enqueue_numbers
 
 
 def linear_times() -> PredictTimes:
@@ -105,13 +101,9 @@ def clocked(tmp_path):
     store.close()
 
 
-def enqueue(store: LocalStore, n: int) -> list[str]:
-    return [store.enqueue(f"r{i}", [pack(i)]) for i in range(n)]
-
-
 def test_loop_under_a_target_takes_a_deep_late_queue_in_drain_sized_batches(clocked):
     clock, store, loop = clocked
-    enqueue(store, 20)
+    enqueue_numbers(store, 20)
     clock.now += 5.0  # everything waited far past the target
     assert loop.step() == 16
     assert loop.info().batching["draining"] is True
@@ -121,7 +113,7 @@ def test_loop_under_a_target_takes_a_deep_late_queue_in_drain_sized_batches(cloc
 
 def test_loop_under_a_target_serves_fresh_work_at_once_and_reports_its_choice(clocked):
     clock, store, loop = clocked
-    ids = enqueue(store, 3)
+    ids = enqueue_numbers(store, 3)
     clock.now += 0.010
     assert loop.step() == 3
     info = loop.info()

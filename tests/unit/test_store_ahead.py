@@ -10,13 +10,9 @@ from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
 from fastdeploy.store.codec import pack, unpack
 from fastdeploy.store_ahead import StoreAhead
-from tests.conftest import write_recipe
+from tests.conftest import enqueue_numbers, write_recipe
 
 LEASE_S = 30.0
-
-
-def enqueue(store, n: int) -> list[str]:
-    return [store.enqueue(f"r{i}", [pack(i)]) for i in range(n)]
 
 
 def wait_until_held(ahead: StoreAhead, n: int) -> None:
@@ -27,7 +23,7 @@ def wait_until_held(ahead: StoreAhead, n: int) -> None:
 
 def test_a_claim_that_is_due_is_in_hand_and_leased(make_store):
     store = make_store()
-    enqueue(store, 7)
+    enqueue_numbers(store, 7)
     ahead = StoreAhead(store, stage=1, lease_s=LEASE_S)
     try:
         ahead.claim_before(time.monotonic(), 4)
@@ -44,7 +40,7 @@ def test_a_claim_that_is_due_is_in_hand_and_leased(make_store):
 
 def test_a_claim_not_yet_due_when_the_predictor_finishes_is_dropped(make_store):
     store = make_store()
-    enqueue(store, 3)
+    enqueue_numbers(store, 3)
     ahead = StoreAhead(store, stage=1, lease_s=LEASE_S)
     try:
         ahead.claim_before(time.monotonic() + 60, 4)
@@ -56,7 +52,7 @@ def test_a_claim_not_yet_due_when_the_predictor_finishes_is_dropped(make_store):
 
 def test_results_written_behind_are_stored_once_flushed(make_store):
     store = make_store()
-    ids = enqueue(store, 3)
+    ids = enqueue_numbers(store, 3)
     batch = store.claim(3, LEASE_S)
     ahead = StoreAhead(store, stage=1, lease_s=LEASE_S)
     try:
@@ -79,7 +75,7 @@ def predictor(inputs, batch_size):
 def test_a_loop_at_full_load_serves_everything_and_a_stop_hands_back_nothing_claimed(make_store, tmp_path):
     """Stopped mid-batch at full load, the loop has claimed the next batch ahead: it serves it before it exits."""
     store = make_store()
-    ids = enqueue(store, 40)
+    ids = enqueue_numbers(store, 40)
     loop = Loop(load_recipe(write_recipe(tmp_path / "paced", predictor=PACED)), make_store(),
                 Settings(batch_size=4, max_batch_size=4))
     loop.prepare()
