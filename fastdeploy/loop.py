@@ -188,14 +188,17 @@ class Loop:
         expected = min(demand, plan.cap)
         give_up_at = time.monotonic() + plan.wait_s
         idle_s = self.settings.batch_idle_ms / 1000
-        while len(batch) < expected:
+        in_sight = len(batch)  # claimed, plus queued at the last count
+        while in_sight < expected:
             remaining = give_up_at - time.monotonic()
             if remaining <= 0:
                 break
-            patience = remaining if len(batch) * 2 < expected else min(idle_s, remaining)
+            patience = remaining if in_sight * 2 < expected else min(idle_s, remaining)
             if not self.store.wait_for_work(patience, self.stage):
                 break
-            batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)
+            in_sight = len(batch) + self.store.waiting(self.stage)
+        if in_sight > len(batch):  # one claim for all that came: a claim per arrival would hold the
+            batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)  # write lock the API needs
         return batch
 
     def _oldest_age_s(self, batch: list[QueueItem]) -> float:

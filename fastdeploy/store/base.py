@@ -178,6 +178,11 @@ class Store(abc.ABC):
         """Inputs queued or being predicted."""
 
     @abc.abstractmethod
+    def waiting(self, stage: int = 1) -> int:
+        """Inputs of a stage queued and not claimed: a read, so a loop can watch its batch fill
+        without taking the write lock for each arrival. A hint: another loop may claim them first."""
+
+    @abc.abstractmethod
     def wait_for_results(self, timeout_s: float) -> bool:
         """Block until a request may have finished or streamed since the last call (True) or timeout_s passed."""
 

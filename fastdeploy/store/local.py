@@ -275,6 +275,9 @@ class LocalStore(Store):
         with self.db.lock:
             return _count_unfinished(self.db.connection())
 
+    def waiting(self, stage: int = 1) -> int:
+        return self.db.read("SELECT COUNT(*) FROM items WHERE status = 0 AND stage = ?", (stage,))[0][0]
+
     def wait_for_results(self, timeout_s: float) -> bool:
         return self._wait_for_ring("results", timeout_s)
 

@@ -406,6 +406,9 @@ class RedisStore(Store):
     def queue_length(self) -> int:
         return int(self.client.get(self._key("unfinished")) or 0)
 
+    def waiting(self, stage: int = 1) -> int:
+        return self.client.llen(self._key("q", stage))  # tombstones count too: it is a hint
+
     def wait_for_results(self, timeout_s: float) -> bool:
         return self._wait_for_message(self._key("results"), timeout_s)
 

@@ -47,6 +47,17 @@ def test_claim_takes_oldest_first_and_respects_max_items(make_store):
     assert store.claim(3, 30) == []
 
 
+def test_waiting_counts_the_queued_inputs_of_a_stage_not_those_claimed(make_store):
+    store = make_store()
+    store.enqueue("one", [pack(1), pack(2)], stages=2)
+    store.enqueue("two", [pack(3)], stages=2)
+    assert (store.waiting(1), store.waiting(2)) == (3, 0)
+    claimed = store.claim(2, 30)
+    assert (store.waiting(1), store.waiting(2)) == (1, 0)
+    store.complete(claimed, [pack("a"), pack("b")])  # on to stage 2
+    assert (store.waiting(1), store.waiting(2)) == (1, 2)
+
+
 def test_request_finishes_only_when_all_inputs_are_done(make_store):
     store = make_store()
     store.enqueue("r", [pack(1), pack(2)])

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from fastdeploy.batching import FixedBatching, LatencyTarget, PredictTimes
 from fastdeploy.loop import Loop
 from fastdeploy.recipe import load_recipe
 from fastdeploy.settings import Settings
+from fastdeploy.store.codec import pack
 from fastdeploy.store.local import LocalStore
 from fastdeploy.tuning import Timing
-from tests.conftest import ECHO, enqueue_numbers
+from tests.conftest import ECHO, enqueue_numbers, write_recipe
 
 
 def linear_times() -> PredictTimes:
@@ -133,3 +137,40 @@ def test_prepare_with_a_target_measures_timings_even_for_a_fixed_size(tmp_path):
         assert store.loops()[0].batching["target_p99_ms"] == 50
     finally:
         store.close()
+
+
+class ClaimCountingStore(LocalStore):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.claims = 0
+
+    def claim(self, *args, **kwargs):
+        self.claims += 1
+        return super().claim(*args, **kwargs)
+
+
+def test_a_batch_waiting_for_returning_callers_claims_them_at_once_not_one_by_one(tmp_path):
+    """A claim takes the write lock the API needs to queue the next arrival: claiming per arrival
+    slowed the very callers the batch waits for. The loop counts arrivals and claims once."""
+    recipe = write_recipe(tmp_path / "paced", "import time\n\ndef predictor(inputs, batch_size):\n"
+                                              "    time.sleep(0.4)\n    return inputs\n")
+    store = ClaimCountingStore(tmp_path / "store")
+    loop = Loop(load_recipe(recipe), store, Settings(batch_size=8, max_wait_ms=1000, batch_idle_ms=100))
+    enqueue_numbers(store, 4)
+    assert loop.step() == 4  # four callers answered: they come back, one at a time
+
+    def trickle() -> None:
+        for n in range(3):
+            time.sleep(0.003)
+            store.enqueue(f"back{n}", [pack(n)])
+
+    store.enqueue("back", [pack(-1)])
+    store.claims = 0
+    arrivals = threading.Thread(target=trickle)
+    arrivals.start()
+    try:
+        assert loop.step() == 4
+    finally:
+        arrivals.join()
+        store.close()
+    assert store.claims == 2  # what waited at once, then the three that came during the wait
