@@ -15,7 +15,7 @@ setup(
         "click>=8.1",
         "falcon>=4.0",
         "gevent>=24.2",
-        "gunicorn>=22.0",
+        "gunicorn>=24.0",  # 24: with reuse_port each worker binds a socket of its own
         "msgpack>=1.0",
         "orjson>=3.9",
         "packaging>=23",  # gunicorn's gevent worker imports it without declaring it

@@ -99,6 +99,14 @@ def make_store(request, tmp_path):
         store.close()
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of a process, from /proc (no pkill -f: only the processes this test started)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,19 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import SLOW
+from tests.conftest import SLOW, children
 from tests.e2e.test_serving import finished, result, wait_for
 
 SLOW_1S = {"SLOW_RECIPE_SLEEP_S": "1.0"}
 FAST_LEASES = dict(lease_s=2, heartbeat_interval_s=0.5, batch_size=4, max_batch_size=4)
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of a process, from /proc (no pkill -f: only the processes this test started)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 def descendants(pid: int) -> list[int]:

@@ -7,16 +7,18 @@ import hmac
 import http.server
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
 import requests
 
-from tests.conftest import ECHO, SLOW, free_port, write_recipe
+from tests.conftest import ECHO, SLOW, children, free_port, write_recipe
 
 
 def wait_for(predicate, timeout_s: float = 30, what: str = "condition"):
@@ -247,3 +249,61 @@ def test_several_api_workers_and_loops_share_one_queue(start_server):
         thread.join(60)
     assert sorted(a["echo"] for a in answers) == sorted(n * 10 + k for n in range(8) for k in range(5))
     assert len({loop["pid"] for loop in requests.get(f"{api.url}/meta", timeout=5).json()["loops"]}) == 2
+
+
+def tcp_sockets_on(port: int, state: str) -> set[str]:
+    """Inodes of the server's sockets on a port in a /proc/net/tcp state (0A listening, 01 established)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            found.add(fields[9])
+    return found
+
+
+def socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            found.add(target[len("socket:["):-1])
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; SO_REUSEPORT spreads only on Linux")
+def test_a_burst_of_keep_alive_connections_is_spread_over_the_api_workers(start_server):
+    server = start_server("rest", ECHO, ready="/health", workers=2)
+    port = int(server.url.rsplit(":", 1)[1])
+
+    def both_workers_listen() -> bool:
+        workers = children(server.process.pid)
+        return len(workers) == 2 and all(socket_inodes(w) & tcp_sockets_on(port, "0A") for w in workers)
+
+    wait_for(both_workers_listen, what="both workers listening")
+    connections = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(16)]
+    try:
+        for connection in connections:
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: fastdeploy\r\n\r\n")
+        for connection in connections:
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+        established = tcp_sockets_on(port, "01")
+        held = [len(socket_inodes(worker) & established) for worker in children(server.process.pid)]
+    finally:
+        for connection in connections:
+            connection.close()
+    assert sum(held) == 16
+    assert min(held) >= 2, held  # on one shared socket a burst mostly lands on one worker (16/0)
+
+
+def test_a_second_server_on_a_taken_port_stops_with_a_clear_message(start_server, tmp_path):
+    first = start_server("run", ECHO)
+    port = first.url.rsplit(":", 1)[1]
+    env = {**os.environ, "FASTDEPLOY_STORE_DIR": str(tmp_path / "other"), "FASTDEPLOY_PORT": port}
+    done = subprocess.run([sys.executable, "-m", "fastdeploy", "--run", str(ECHO)], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "another server listens there" in done.stderr
+    assert requests.post(f"{first.url}/sync", json=["still mine"], timeout=10).json()["results"] == ["still mine"]
