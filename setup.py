@@ -14,7 +14,7 @@ setup(
     install_requires=[
         "click>=8.1",
         "falcon>=4.0",
-        "gevent>=24.2",
+        "gevent>=24.10.1",  # what gunicorn's gevent worker requires
         "gunicorn>=24.0",  # 24: with reuse_port each worker binds a socket of its own
         "msgpack>=1.0",
         "orjson>=3.9",
