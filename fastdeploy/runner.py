@@ -70,9 +70,7 @@ class RecipeRunner:
     def predict(self, inputs: list, timeout_s: float = 60.0) -> list:
         """Outputs for inputs, in order; raises PredictionFailed with the server's reason."""
         request_id = self.submit(inputs)
-        if not self.waiter.wait(request_id, timeout_s):
-            raise TimeoutError(f"no result within {timeout_s}s")
-        result = self.store.result(request_id)
+        result = self.waiter.wait(request_id, timeout_s)
         if result.status == FAILED:
             raise PredictionFailed(result.failure.code, result.failure.message)
         return [unpack(output) for output in result.outputs]

@@ -90,9 +90,10 @@ class SyncResource:
             resp.set_header("Cache-Control", "no-cache")
             resp.stream = stream_events(self.submitter.store, self.waiter, request_id, timeout_s)
             return
-        if not self.waiter.wait(request_id, timeout_s):
-            raise SyncTimeout(f"no result within {timeout_s}s; poll /result/{request_id}", request_id)
-        result = self.submitter.store.result(request_id)
+        try:
+            result = self.waiter.wait(request_id, timeout_s)
+        except TimeoutError:
+            raise SyncTimeout(f"no result within {timeout_s}s; poll /result/{request_id}", request_id) from None
         if result is None:
             raise NotFound(f"result of {request_id} expired before it was read (FASTDEPLOY_RESULT_TTL_S)")
         document = result_document(result)

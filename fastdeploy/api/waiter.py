@@ -1,7 +1,9 @@
 """Wake the requests waiting on /sync when their results land, without each one polling.
 
-One poller per API worker asks the store which waiting requests finished,
-then sleeps until the store rings "results" (or a backstop interval passes).
+One poller per API worker sleeps until the store rings "results" (or a
+backstop interval passes), hands each waiting request the result the ring
+carried for it, and asks the store which of the others finished: a request
+answered from the ring costs no read of the store at all.
 Under gevent the poller is a greenlet and ``threading`` is patched, so a
 worker holding a thousand waiting requests still does one query per ring.
 Streams register as watchers instead: they are woken on every ring, since
@@ -14,7 +16,7 @@ import logging
 import threading
 import time
 
-from fastdeploy.store.base import Store, StoreClosedError
+from fastdeploy.store.base import RequestResult, ResultsRing, Store, StoreClosedError
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +28,26 @@ class ResultWaiter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._finish_events: dict[str, threading.Event] = {}
+        self._carried: dict[str, RequestResult] = {}  # results rung for requests still waiting
         self._change_events: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._poller: threading.Thread | None = None
         self.rings = 0  # how many times the poller woke; streams read it before reading chunks
         self._closed = False
 
-    def wait(self, request_id: str, timeout_s: float) -> bool:
-        """True when the request finished within timeout_s."""
-        return self._wait(self._finish_events, request_id, timeout_s)
+    def wait(self, request_id: str, timeout_s: float) -> RequestResult | None:
+        """The request's result once it finished; None when it expired before it could be read.
+
+        Raises TimeoutError when it did not finish within timeout_s.
+        """
+        try:
+            finished = self._wait(self._finish_events, request_id, timeout_s)
+        finally:
+            with self._lock:
+                carried = self._carried.pop(request_id, None)
+        if not finished:
+            raise TimeoutError(f"request {request_id} did not finish within {timeout_s}s")
+        return carried if carried is not None else self.store.result(request_id)
 
     def wait_for_change(self, request_id: str, timeout_s: float, since: int) -> bool:
         """True when the store may have new chunks or a result for the request within timeout_s.
@@ -63,6 +76,7 @@ class ResultWaiter:
     def _poll_forever(self) -> None:
         """Poll while anyone waits, and a little longer, so a stream between two waits keeps it."""
         idle_since = None
+        ring = None  # nothing rung yet: ask the store about every waiter
         while True:
             with self._lock:
                 if self._closed:
@@ -76,8 +90,8 @@ class ResultWaiter:
                     self._poller = None
                     return
             try:
-                self._release()
-                self.store.wait_for_results(BACKSTOP_S)
+                self._release(ring)
+                ring = self.store.wait_for_results(BACKSTOP_S)
             except StoreClosedError:
                 with self._lock:
                     self._poller = None
@@ -94,16 +108,22 @@ class ResultWaiter:
         if poller is not None:
             poller.join(timeout=2 * BACKSTOP_S)
 
-    def _release(self) -> None:
+    def _release(self, ring: ResultsRing | None) -> None:
+        carried = {result.request_id: result for result in ring.results} if ring is not None else {}
         with self._lock:
             self.rings += 1
-            waiting = list(self._finish_events)
             for event in self._change_events.values():
                 event.set()
-        if not waiting:
+            for request_id, result in carried.items():
+                event = self._finish_events.get(request_id)
+                if event is not None:
+                    self._carried[request_id] = result
+                    event.set()
+            unanswered = [request_id for request_id in self._finish_events if request_id not in carried]
+        if not unanswered:
             return
         try:
-            done = self.store.finished(waiting)
+            done = self.store.finished(unanswered)
         except StoreClosedError:
             raise
         except Exception:

@@ -95,6 +95,18 @@ class RequestResult:
 
 
 @dataclass(frozen=True)
+class ResultsRing:
+    """A wake-up from ``wait_for_results``: some request may have finished or streamed.
+
+    ``results`` are requests the ring says finished, exactly as ``result()`` read them
+    right after, so a waiter can answer without reading them back. A store may carry
+    some, all or none of them; a waiter asks ``finished()`` about the others.
+    """
+
+    results: tuple[RequestResult, ...] = ()
+
+
+@dataclass(frozen=True)
 class WebhookJob:
     """A finished request whose webhook is due for a delivery attempt."""
 
@@ -183,8 +195,8 @@ class Store(abc.ABC):
         without taking the write lock for each arrival. A hint: another loop may claim them first."""
 
     @abc.abstractmethod
-    def wait_for_results(self, timeout_s: float) -> bool:
-        """Block until a request may have finished or streamed since the last call (True) or timeout_s passed."""
+    def wait_for_results(self, timeout_s: float) -> ResultsRing | None:
+        """Block until a request may have finished or streamed since the last call, or timeout_s passed (None)."""
 
     @abc.abstractmethod
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:

@@ -2,11 +2,15 @@
 
 A process that waits (a loop for work, an API worker for results) listens on
 a Unix datagram socket and registers it as an empty file under
-``<store>/bells/<role>.<token>``. A writer rings a role by sending one byte to
-every registered socket. Datagrams that arrive while nobody waits stay
-buffered, so a ring between "check the store" and "wait" is never lost, and a
-full buffer already means "wake up". Cost: one ``listdir`` and one
-``sendto`` per listener; an idle waiter costs nothing.
+``<store>/bells/<role>.<token>``. A writer rings a role by sending a message
+to every registered socket: one byte, or what changed (the local store sends
+the results it just wrote, so a waiting API worker need not read them back).
+Datagrams that arrive while nobody waits stay buffered, so a ring between
+"check the store" and "wait" is never lost. The writer sends to each listener
+from a socket of its own: a send then fails only when that listener's buffer
+is full of messages it has not read, which already means "wake up" (its
+reader must not count on every message arriving). Cost: one ``listdir`` and
+one ``sendto`` per listener; an idle waiter costs nothing.
 
 On Linux the sockets live in the abstract namespace (no path length limit,
 gone when the process dies); elsewhere they are files in the temp folder.
@@ -24,6 +28,8 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+PLAIN_RING = b"!"
+MAX_MESSAGE_BYTES = 64 * 1024  # a larger message goes as a plain ring
 ABSTRACT = sys.platform.startswith("linux")
 
 
@@ -44,19 +50,19 @@ class Bell:
         self._registration = folder / f"{role}.{token}"
         self._registration.touch()
 
-    def wait(self, timeout_s: float) -> bool:
-        """True when rung (since the last wait) within timeout_s; swallows all pending rings."""
+    def wait(self, timeout_s: float) -> list[bytes] | None:
+        """Every message rung since the last wait, once at least one came within timeout_s; None if none came."""
         self._sock.settimeout(max(timeout_s, 0.0))
         try:
-            self._sock.recv(16)
+            messages = [self._sock.recv(MAX_MESSAGE_BYTES)]
         except (socket.timeout, BlockingIOError):
-            return False
+            return None
         self._sock.setblocking(False)
         try:
             while True:
-                self._sock.recv(16)
+                messages.append(self._sock.recv(MAX_MESSAGE_BYTES))
         except (BlockingIOError, socket.timeout):
-            return True
+            return messages
 
     def close(self) -> None:
         self._registration.unlink(missing_ok=True)
@@ -71,30 +77,34 @@ class Doorbells:
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "bells"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._sender: socket.socket | None = None
+        self._senders: dict[str, socket.socket] = {}  # listener token -> the socket that rings it
 
     def listen(self, role: str) -> Bell:
         return Bell(self.folder, role)
 
-    def ring(self, role: str) -> None:
+    def ring(self, role: str, message: bytes = PLAIN_RING) -> None:
+        if len(message) > MAX_MESSAGE_BYTES:
+            message = PLAIN_RING
         prefix = role + "."
         for name in os.listdir(self.folder):
             if name.startswith(prefix):
-                self._send(name, name[len(prefix):])
+                self._send(name, name[len(prefix):], message)
 
-    def _send(self, name: str, token: str) -> None:
-        if self._sender is None:
-            self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            self._sender.setblocking(False)
+    def _send(self, name: str, token: str, message: bytes) -> None:
+        sender = self._senders.get(token)
+        if sender is None:
+            sender = self._senders[token] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender.setblocking(False)
         try:
-            self._sender.sendto(b"!", _address(token))
+            sender.sendto(message, _address(token))
         except BlockingIOError:
-            pass  # its buffer is full of rings it has not read: it will wake anyway
+            pass  # its buffer is full of messages it has not read: it will wake anyway
         except (ConnectionRefusedError, FileNotFoundError):
             log.debug("doorbell: %s has no listener (its process died); removing it", name)
             (self.folder / name).unlink(missing_ok=True)
+            self._senders.pop(token).close()
 
     def close(self) -> None:
-        if self._sender is not None:
-            self._sender.close()
-            self._sender = None
+        for sender in self._senders.values():
+            sender.close()
+        self._senders.clear()

@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +20,9 @@ import orjson
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
                                    Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
-                                   RequestResult, Store, StoreClosedError, Webhook, WebhookJob)
-from fastdeploy.store.doorbell import Bell, Doorbells
+                                   RequestResult, ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
+from fastdeploy.store.codec import pack, unpack
+from fastdeploy.store.doorbell import PLAIN_RING, Bell, Doorbells
 from fastdeploy.store.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class LocalStore(Store):
             self._doorbells_pid = os.getpid()
         return self._doorbells
 
-    def _wait_for_ring(self, role: str, timeout_s: float) -> bool:
+    def _wait_for_ring(self, role: str, timeout_s: float) -> list[bytes] | None:
         if self.db.closed:
             raise StoreClosedError(f"store {self.path} is closed")
         bell = self._bells.get(role)
@@ -168,8 +168,9 @@ class LocalStore(Store):
 
     def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
         now = self.clock()
-        stored: Counter[str] = Counter()
+        stored: dict[str, list[tuple[int, bytes]]] = {}  # request -> (index, output) stored by this call
         advanced: set[int] = set()
+        finished: list[list] = []
         with self.db.transaction() as db:
             for item, output in zip(items, outputs, strict=True):
                 # "AND stage = ?": a late duplicate completion of an earlier stage changes nothing
@@ -187,22 +188,29 @@ class LocalStore(Store):
                     "WHERE item_id = ? AND status < 2 AND stage = ?",
                     (output, item.item_id, item.stage),
                 )
-                stored[item.request_id] += cursor.rowcount
-            for request_id, count in stored.items():
-                db.execute(
-                    "UPDATE requests SET n_finished = n_finished + ? WHERE request_id = ? AND status = ?",
-                    (count, request_id, PENDING),
-                )
-            db.executemany(
-                "UPDATE requests SET status = ?, finished_at = ?, expires_at = ?, "
-                "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
-                "WHERE request_id = ? AND status = ? AND n_finished >= n_items",
-                [(DONE, now, now + self.result_ttl_s, now, request_id, PENDING) for request_id in stored],
-            )
+                if cursor.rowcount:
+                    stored.setdefault(item.request_id, []).append((item.index, output))
+            for request_id, outputs_stored in stored.items():
+                counts = db.execute(
+                    "UPDATE requests SET n_finished = n_finished + ? WHERE request_id = ? AND status = ? "
+                    "RETURNING n_finished, n_items",
+                    (len(outputs_stored), request_id, PENDING),
+                ).fetchone()
+                if counts is None or counts[0] < counts[1]:
+                    continue
+                created_at, first_claimed_at, webhook_url = db.execute(
+                    "UPDATE requests SET status = ?, finished_at = ?, expires_at = ?, "
+                    "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
+                    "WHERE request_id = ? RETURNING created_at, first_claimed_at, webhook_url",
+                    (DONE, now, now + self.result_ttl_s, now, request_id),
+                ).fetchone()
+                if len(outputs_stored) == counts[1]:  # every output in hand: the ring can carry the result
+                    finished.append([request_id, [output for _, output in sorted(outputs_stored)],
+                                     created_at, first_claimed_at, now, webhook_url])
         for stage in advanced:
             self.doorbells.ring(_work_role(stage))
         if stored:
-            self.doorbells.ring("results")
+            self.doorbells.ring("results", pack(finished) if finished else PLAIN_RING)
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         now = self.clock()
@@ -278,11 +286,15 @@ class LocalStore(Store):
     def waiting(self, stage: int = 1) -> int:
         return self.db.read("SELECT COUNT(*) FROM items WHERE status = 0 AND stage = ?", (stage,))[0][0]
 
-    def wait_for_results(self, timeout_s: float) -> bool:
-        return self._wait_for_ring("results", timeout_s)
+    def wait_for_results(self, timeout_s: float) -> ResultsRing | None:
+        messages = self._wait_for_ring("results", timeout_s)
+        if messages is None:
+            return None
+        return ResultsRing(tuple(_carried_result(*fields) for message in messages if message != PLAIN_RING
+                                 for fields in unpack(message)))
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
-        return self._wait_for_ring(_work_role(stage), timeout_s)
+        return self._wait_for_ring(_work_role(stage), timeout_s) is not None
 
     # -- loops --------------------------------------------------------------
 
@@ -347,6 +359,14 @@ class LocalStore(Store):
             for bell in self._bells.values():
                 bell.close()
         self._doorbells, self._bells, self._doorbells_pid = None, {}, -1
+
+
+def _carried_result(request_id: str, outputs: list[bytes], created_at: float, first_claimed_at: float | None,
+                    finished_at: float, webhook_url: str | None) -> RequestResult:
+    """A result as complete() rang it: what result() reads at that moment."""
+    return RequestResult(request_id=request_id, status=DONE, outputs=outputs, failure=None, created_at=created_at,
+                         first_claimed_at=first_claimed_at, finished_at=finished_at,
+                         webhook=Webhook(webhook_url, "pending", 0, None) if webhook_url else None)
 
 
 def _work_role(stage: int) -> str:

@@ -33,7 +33,7 @@ import redis
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk, Failure,
                                    IdempotencyConflict, LoopInfo, QueueFullError, QueueItem, RequestResult, Store,
-                                   StoreClosedError, Webhook, WebhookJob)
+                                   ResultsRing, StoreClosedError, Webhook, WebhookJob)
 
 # ARGV[1] prefix, ARGV[2] now, ARGV[3] result_ttl_s; each script's own arguments follow.
 PRELUDE = """
@@ -409,8 +409,9 @@ class RedisStore(Store):
     def waiting(self, stage: int = 1) -> int:
         return self.client.llen(self._key("q", stage))  # tombstones count too: it is a hint
 
-    def wait_for_results(self, timeout_s: float) -> bool:
-        return self._wait_for_message(self._key("results"), timeout_s)
+    def wait_for_results(self, timeout_s: float) -> ResultsRing | None:
+        # the ring carries no results: a waiter reads them back (one round trip each)
+        return ResultsRing() if self._wait_for_message(self._key("results"), timeout_s) else None
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_message(self._key("work", stage), timeout_s)

@@ -213,6 +213,38 @@ def test_wait_for_results_wakes_on_complete(make_store):
     assert waiter.wait_for_results(5)
 
 
+def test_results_a_ring_carries_are_what_result_reads(make_store):
+    waiter, loop = make_store(), make_store()
+    waiter.wait_for_results(0)
+    loop.enqueue("whole", [pack(1), pack(2)], webhook_url="http://127.0.0.1:9/hook")
+    loop.enqueue("split", [pack(3), pack(4)])
+    first = loop.claim(3, 30)  # both inputs of "whole", the first of "split"
+    loop.complete(first, [pack(item.index) for item in first])
+    rest = loop.claim(1, 30)
+    loop.complete(rest, [pack(item.index) for item in rest])
+    ring = waiter.wait_for_results(5)
+    assert ring is not None
+    for carried in ring.results:
+        assert carried == loop.result(carried.request_id)
+    assert waiter.wait_for_results(0.01) is None
+
+
+def test_the_local_store_rings_a_finished_result_with_its_outputs(tmp_path):
+    waiter, loop = LocalStore(tmp_path), LocalStore(tmp_path)
+    waiter.wait_for_results(0)
+    loop.enqueue("whole", [pack("a"), pack("b")])
+    loop.enqueue("split", [pack("c"), pack("d")])
+    loop.complete(loop.claim(3, 30), [pack("A"), pack("B"), pack("C")])
+    ring = waiter.wait_for_results(5)
+    assert [(r.request_id, [unpack(o) for o in r.outputs]) for r in ring.results] == [("whole", ["A", "B"])]
+    loop.complete(loop.claim(1, 30), [pack("D")])
+    # "split" finished, but this call holds one of its two outputs: the ring names nothing, a waiter asks
+    assert waiter.wait_for_results(5).results == ()
+    assert waiter.finished(["split"]) == {"split"}
+    waiter.close()
+    loop.close()
+
+
 def open_backend(spec: tuple):
     """A store from a picklable description, for child processes: ("local", folder) or ("redis", url, namespace)."""
     if spec[0] == "redis":

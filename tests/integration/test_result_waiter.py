@@ -1,0 +1,83 @@
+"""The API's result waiter over the embedded store, with plain threads (the API runs it under gevent)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from fastdeploy.api.waiter import ResultWaiter
+from fastdeploy.store.codec import pack, unpack
+from fastdeploy.store.local import LocalStore
+
+
+class CountingStore(LocalStore):
+    """Counts the reads a waiter makes, so a test can tell a rung result from one read back."""
+
+    def __init__(self, folder) -> None:
+        super().__init__(folder)
+        self.result_reads = 0
+        self.asked = threading.Event()  # a waiter asked about some request: it is registered and listening
+
+    def result(self, request_id):
+        self.result_reads += 1
+        return super().result(request_id)
+
+    def finished(self, request_ids):
+        self.asked.set()
+        return super().finished(request_ids)
+
+
+@pytest.fixture
+def stores(tmp_path):
+    api, loop = CountingStore(tmp_path), LocalStore(tmp_path)
+    waiter = ResultWaiter(api)
+    yield api, loop, waiter
+    waiter.close()
+    api.close()
+    loop.close()
+
+
+def answer_later(loop: LocalStore, claims: list[int], after: threading.Event) -> threading.Thread:
+    """A loop thread that answers the queued inputs in claims of the given sizes, uppercased, once ``after`` is set."""
+    def run() -> None:
+        after.wait(5)
+        for size in claims:
+            batch = []
+            while not batch:
+                loop.wait_for_work(1)
+                batch = loop.claim(size, 30)
+            loop.complete(batch, [pack(unpack(item.payload).upper()) for item in batch])
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_request_whose_result_was_rung_is_answered_without_reading_the_store(stores):
+    api, loop, waiter = stores
+    loop.wait_for_work(0)
+    api.enqueue("r1", [pack("a"), pack("b")])
+    thread = answer_later(loop, [2], after=api.asked)
+    result = waiter.wait("r1", 5)
+    thread.join()
+    assert [unpack(o) for o in result.outputs] == ["A", "B"]
+    assert result == api.result("r1")
+    assert api.result_reads == 1  # the comparison above, not the waiter
+
+
+def test_a_request_finished_over_two_batches_is_read_back(stores):
+    api, loop, waiter = stores
+    loop.wait_for_work(0)
+    api.enqueue("r1", [pack("a"), pack("b")])
+    thread = answer_later(loop, [1, 1], after=api.asked)
+    result = waiter.wait("r1", 5)
+    thread.join()
+    assert [unpack(o) for o in result.outputs] == ["A", "B"]
+    assert api.result_reads == 1
+
+
+def test_a_request_still_queued_at_its_timeout_raises_timeout_error(stores):
+    api, _, waiter = stores
+    api.enqueue("r1", [pack("a")])
+    with pytest.raises(TimeoutError):
+        waiter.wait("r1", 0.05)
