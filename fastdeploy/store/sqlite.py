@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS idempotency (
     request_id TEXT NOT NULL,
     fingerprint TEXT
 );
+CREATE TABLE IF NOT EXISTS counts (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS loops (
     loop_id TEXT PRIMARY KEY,
     heartbeat_at REAL NOT NULL,
