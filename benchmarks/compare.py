@@ -167,24 +167,31 @@ def batch_sizes(log: Path, skip: int) -> list[int]:
 
 
 def model_times_ms(recipe: Path) -> dict[int, float]:
-    """The predictor alone at each batch size (median of runs): the basis of 'ideal'."""
+    """The predictor alone at each batch size, the basis of 'ideal': the median of rounds over all sizes.
+
+    Each round times every size once, so the host's drift (the torch model's own speed moves
+    by up to 2x within minutes here) shifts all sizes alike instead of some sizes more.
+    """
     code = f"""
 import json, statistics, sys, time
 sys.path.insert(0, {str(recipe)!r})
 from predictor import predictor
-out = {{}}
-for size in range(1, {BATCH} + 1):
-    inputs = ["x" if {"sleep" in recipe.name} else 7] * size
-    predictor(inputs, size)
-    runs = []
-    for _ in range(7 if size in (1, 8, 16, 32) else 3):
-        start = time.perf_counter(); predictor(inputs, size); runs.append((time.perf_counter() - start) * 1000)
-    out[size] = statistics.median(runs)
-print(json.dumps(out))
+sizes = range(1, {BATCH} + 1)
+batches = {{size: ["x" if {"sleep" in recipe.name} else 7] * size for size in sizes}}
+runs = {{size: [] for size in sizes}}
+for size in sizes:
+    predictor(batches[size], size)
+for _ in range({MODEL_ROUNDS}):
+    for size in sizes:
+        start = time.perf_counter(); predictor(batches[size], size); runs[size].append((time.perf_counter() - start) * 1000)
+print(json.dumps({{size: statistics.median(times) for size, times in runs.items()}}))
 """
     env = {k: v for k, v in os.environ.items() if k != "BENCH_BATCH_LOG"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     return {int(k): v for k, v in json.loads(done.stdout).items()}
+
+
+MODEL_ROUNDS = 7
 
 
 def ideal_items_per_s(sizes: list[int], model_ms: dict[int, float]) -> float | None:
@@ -229,8 +236,10 @@ def markdown(report: dict) -> str:
              "Load generator ceiling (trivial server): " + ", ".join(
                  f"c={row['concurrency']}: {row['requests_per_s']:.0f} req/s" for row in report["ceiling"]), ""]
     for workload, data in report["workloads"].items():
-        lines += [f"## {workload}", "", "Model alone, ms per batch of 1, 8, 16, 32: " + ", ".join(
-            f"{data['model_ms'][size]:.2f}" for size in (1, 8, 16, 32)), ""]
+        lines += [f"## {workload}", "", "Model alone, timed before each repetition, ms per batch of 1, 8, 16, 32:", ""]
+        lines += [f"- rep {repeat}: " + ", ".join(f"{model_ms[size]:.2f}" for size in (1, 8, 16, 32))
+                  for repeat, model_ms in data["model_ms"].items()]
+        lines.append("")
         lines += ["| rep | server | c | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch | efficiency | overhead ms |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in data["rows"]:
@@ -308,9 +317,10 @@ def main() -> None:
     print("load generator ceiling:", report["ceiling"], flush=True)
     for workload in args.workloads.split(","):
         recipe = recipes[workload]
-        model_ms = model_times_ms(recipe)
-        rows = []
+        rows, model_ms_by_repeat = [], {}
         for repeat in range(1, args.repeats + 1):
+            model_ms = model_ms_by_repeat[repeat] = model_times_ms(recipe)  # timed again: the host drifts
+            print(f"{workload} model alone, rep {repeat}:", json.dumps(model_ms), flush=True)
             for kind in kinds:
                 if kind == "floor" and workload != "sleep":
                     continue
@@ -324,7 +334,7 @@ def main() -> None:
                 finally:
                     server.stop()
         variants = {title: variant(rows, prefix) for title, prefix in VARIANTS.items()}
-        report["workloads"][workload] = {"model_ms": model_ms, "rows": rows, "ratios": ratios(rows),
+        report["workloads"][workload] = {"model_ms": model_ms_by_repeat, "rows": rows, "ratios": ratios(rows),
                                          "variants": {title: lines for title, lines in variants.items() if lines}}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.output}.json").write_text(json.dumps(report, indent=1))
