@@ -77,7 +77,7 @@ class Doorbells:
     def __init__(self, folder: Path) -> None:
         self.folder = folder / "bells"
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._senders: dict[str, socket.socket] = {}  # listener token -> the socket that rings it
+        self._senders: dict[str, dict[str, socket.socket]] = {}  # role -> listener token -> its socket
 
     def listen(self, role: str) -> Bell:
         return Bell(self.folder, role)
@@ -86,14 +86,17 @@ class Doorbells:
         if len(message) > MAX_MESSAGE_BYTES:
             message = PLAIN_RING
         prefix = role + "."
-        for name in os.listdir(self.folder):
-            if name.startswith(prefix):
-                self._send(name, name[len(prefix):], message)
+        senders = self._senders.setdefault(role, {})
+        listening = {name[len(prefix):] for name in os.listdir(self.folder) if name.startswith(prefix)}
+        for token in senders.keys() - listening:  # listeners that left (a restarted API worker)
+            senders.pop(token).close()
+        for token in listening:
+            self._send(senders, prefix + token, token, message)
 
-    def _send(self, name: str, token: str, message: bytes) -> None:
-        sender = self._senders.get(token)
+    def _send(self, senders: dict[str, socket.socket], name: str, token: str, message: bytes) -> None:
+        sender = senders.get(token)
         if sender is None:
-            sender = self._senders[token] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sender = senders[token] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)
         try:
             sender.sendto(message, _address(token))
@@ -102,9 +105,10 @@ class Doorbells:
         except (ConnectionRefusedError, FileNotFoundError):
             log.debug("doorbell: %s has no listener (its process died); removing it", name)
             (self.folder / name).unlink(missing_ok=True)
-            self._senders.pop(token).close()
+            senders.pop(token).close()
 
     def close(self) -> None:
-        for sender in self._senders.values():
-            sender.close()
+        for senders in self._senders.values():
+            for sender in senders.values():
+                sender.close()
         self._senders.clear()

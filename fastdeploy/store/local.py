@@ -296,8 +296,7 @@ class LocalStore(Store):
         messages = self._wait_for_ring("results", timeout_s)
         if messages is None:
             return None
-        return ResultsRing(tuple(_carried_result(*fields) for message in messages if message != PLAIN_RING
-                                 for fields in unpack(message)))
+        return ResultsRing(tuple(result for message in messages for result in _carried_results(message)))
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_ring(_work_role(stage), timeout_s) is not None
@@ -367,12 +366,22 @@ class LocalStore(Store):
         self._doorbells, self._bells, self._doorbells_pid = None, {}, -1
 
 
-def _carried_result(request_id: str, outputs: list[bytes], created_at: float, first_claimed_at: float | None,
-                    finished_at: float, webhook_url: str | None) -> RequestResult:
-    """A result as complete() rang it: what result() reads at that moment."""
-    return RequestResult(request_id=request_id, status=DONE, outputs=outputs, failure=None, created_at=created_at,
-                         first_claimed_at=first_claimed_at, finished_at=finished_at,
-                         webhook=Webhook(webhook_url, "pending", 0, None) if webhook_url else None)
+def _carried_results(message: bytes) -> list[RequestResult]:
+    """The results complete() rang, as result() reads them at that moment.
+
+    Any local process can ring a bell, so a message that does not decode counts as a
+    plain ring: the waiter then asks the store, as it does for every request not named.
+    """
+    if message == PLAIN_RING:
+        return []
+    try:
+        return [RequestResult(request_id=request_id, status=DONE, outputs=outputs, failure=None,
+                              created_at=created_at, first_claimed_at=first_claimed_at, finished_at=finished_at,
+                              webhook=Webhook(webhook_url, "pending", 0, None) if webhook_url else None)
+                for request_id, outputs, created_at, first_claimed_at, finished_at, webhook_url in unpack(message)]
+    except Exception:
+        log.debug("store: a results ring that is not one complete() sends; taken as a plain ring")
+        return []
 
 
 def _work_role(stage: int) -> str:

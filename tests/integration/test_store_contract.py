@@ -241,6 +241,8 @@ def test_the_local_store_rings_a_finished_result_with_its_outputs(tmp_path):
     # "split" finished, but this call holds one of its two outputs: the ring names nothing, a waiter asks
     assert waiter.wait_for_results(5).results == ()
     assert waiter.finished(["split"]) == {"split"}
+    loop.doorbells.ring("results", b"\x93not a list of results")  # any local process can ring
+    assert waiter.wait_for_results(5).results == ()
     waiter.close()
     loop.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from fastdeploy.store.doorbell import MAX_MESSAGE_BYTES, PLAIN_RING, Doorbells
 
 
@@ -36,4 +38,21 @@ def test_a_listener_whose_process_died_is_forgotten(tmp_path):
     (tmp_path / "bells" / "results.stale").touch()  # a registration left behind by a killed process
     bells.ring("results")
     assert not (tmp_path / "bells" / "results.stale").exists()
+    bells.close()
+
+
+def test_a_ringer_keeps_no_socket_for_listeners_that_left(tmp_path):
+    """A loop lives for days while API workers come and go: no file descriptor per departed worker."""
+    bells = Doorbells(tmp_path)
+    staying = bells.listen("results")
+    bells.ring("results")
+    open_before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        leaving = bells.listen("results")
+        bells.ring("results")
+        leaving.close()  # a restarted API worker unregisters
+    bells.ring("results")
+    assert len(os.listdir("/proc/self/fd")) <= open_before
+    assert set(staying.wait(1)) == {PLAIN_RING}  # the buffer holds only the first few rings: enough to wake
+    staying.close()
     bells.close()
