@@ -82,9 +82,12 @@ class LocalStore(Store):
                     return earlier
                 db.execute("INSERT OR REPLACE INTO idempotency (key, request_id, fingerprint) VALUES (?, ?, ?)",
                            (idempotency_key, request_id, fingerprint))
-            queued = _count_unfinished(db)
-            if queued + len(payloads) > self.max_queue_length:
-                raise QueueFullError(queued, len(payloads), self.max_queue_length)
+            room = db.execute(  # take room in the queue, if it has that much, in one statement
+                "UPDATE counts SET value = value + ? WHERE name = 'unfinished' AND value + ? <= ? RETURNING value",
+                (len(payloads), len(payloads), self.max_queue_length),
+            ).fetchone()
+            if room is None:
+                raise QueueFullError(_count_unfinished(db), len(payloads), self.max_queue_length)
             db.execute(
                 "INSERT INTO requests (request_id, n_items, status, created_at, webhook_url) VALUES (?, ?, ?, ?, ?)",
                 (request_id, len(payloads), PENDING, now, webhook_url),
@@ -93,7 +96,6 @@ class LocalStore(Store):
                 "INSERT INTO items (request_id, idx, status, payload, deadline, last_stage) VALUES (?, ?, 0, ?, ?, ?)",
                 [(request_id, i, payload, deadline, stages) for i, payload in enumerate(payloads)],
             )
-            _add_unfinished(db, len(payloads))
         self.doorbells.ring(_work_role(1))
         return request_id
 
@@ -394,6 +396,6 @@ def _count_unfinished(db: sqlite3.Connection) -> int:
 
 
 def _add_unfinished(db: sqlite3.Connection, change: int) -> None:
-    """Every write that queues inputs, or finishes or fails queued or claimed ones, says so here."""
+    """Every write that finishes or fails queued or claimed inputs says so here (enqueue takes its room itself)."""
     if change:
         db.execute("UPDATE counts SET value = value + ? WHERE name = 'unfinished'", (change,))
