@@ -26,10 +26,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from fastdeploy.store.rings import MAX_RING_BYTES, PLAIN_RING
+
 log = logging.getLogger(__name__)
 
-PLAIN_RING = b"!"
-MAX_MESSAGE_BYTES = 64 * 1024  # a larger message goes as a plain ring
 ABSTRACT = sys.platform.startswith("linux")
 
 
@@ -54,13 +54,13 @@ class Bell:
         """Every message rung since the last wait, once at least one came within timeout_s; None if none came."""
         self._sock.settimeout(max(timeout_s, 0.0))
         try:
-            messages = [self._sock.recv(MAX_MESSAGE_BYTES)]
+            messages = [self._sock.recv(MAX_RING_BYTES)]
         except (socket.timeout, BlockingIOError):
             return None
         self._sock.setblocking(False)
         try:
             while True:
-                messages.append(self._sock.recv(MAX_MESSAGE_BYTES))
+                messages.append(self._sock.recv(MAX_RING_BYTES))
         except (BlockingIOError, socket.timeout):
             return messages
 
@@ -83,8 +83,7 @@ class Doorbells:
         return Bell(self.folder, role)
 
     def ring(self, role: str, message: bytes = PLAIN_RING) -> None:
-        if len(message) > MAX_MESSAGE_BYTES:
-            message = PLAIN_RING
+        """Send message (at most MAX_RING_BYTES: a datagram) to every listener of the role."""
         prefix = role + "."
         senders = self._senders.setdefault(role, {})
         listening = {name[len(prefix):] for name in os.listdir(self.folder) if name.startswith(prefix)}

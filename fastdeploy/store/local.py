@@ -21,8 +21,8 @@ import orjson
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
                                    Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
                                    RequestResult, ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
-from fastdeploy.store.codec import pack, unpack
-from fastdeploy.store.doorbell import PLAIN_RING, Bell, Doorbells
+from fastdeploy.store.doorbell import Bell, Doorbells
+from fastdeploy.store.rings import finished_ring, results_ring
 from fastdeploy.store.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class LocalStore(Store):
         for stage in advanced:
             self.doorbells.ring(_work_role(stage))
         if stored:
-            self.doorbells.ring("results", pack(finished) if finished else PLAIN_RING)
+            self.doorbells.ring("results", finished_ring(finished))
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         now = self.clock()
@@ -298,7 +298,7 @@ class LocalStore(Store):
         messages = self._wait_for_ring("results", timeout_s)
         if messages is None:
             return None
-        return ResultsRing(tuple(result for message in messages for result in _carried_results(message)))
+        return results_ring(messages)
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_ring(_work_role(stage), timeout_s) is not None
@@ -366,24 +366,6 @@ class LocalStore(Store):
             for bell in self._bells.values():
                 bell.close()
         self._doorbells, self._bells, self._doorbells_pid = None, {}, -1
-
-
-def _carried_results(message: bytes) -> list[RequestResult]:
-    """The results complete() rang, as result() reads them at that moment.
-
-    Any local process can ring a bell, so a message that does not decode counts as a
-    plain ring: the waiter then asks the store, as it does for every request not named.
-    """
-    if message == PLAIN_RING:
-        return []
-    try:
-        return [RequestResult(request_id=request_id, status=DONE, outputs=outputs, failure=None,
-                              created_at=created_at, first_claimed_at=first_claimed_at, finished_at=finished_at,
-                              webhook=Webhook(webhook_url, "pending", 0, None) if webhook_url else None)
-                for request_id, outputs, created_at, first_claimed_at, finished_at, webhook_url in unpack(message)]
-    except Exception:
-        log.debug("store: a results ring that is not one complete() sends; taken as a plain ring")
-        return []
 
 
 def _work_role(stage: int) -> str:

@@ -34,6 +34,7 @@ import redis
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk, Failure,
                                    IdempotencyConflict, LoopInfo, QueueFullError, QueueItem, RequestResult, Store,
                                    ResultsRing, StoreClosedError, Webhook, WebhookJob)
+from fastdeploy.store.rings import PLAIN_RING, finished_ring, results_ring
 
 # ARGV[1] prefix, ARGV[2] now, ARGV[3] result_ttl_s; each script's own arguments follow.
 PRELUDE = """
@@ -202,6 +203,17 @@ for i = 4, #ARGV, 3 do
     end
   end
 end
+-- the finished requests as result() would read them, for the ring to carry
+for n, rid in ipairs(finished) do
+  local r = p .. 'req:' .. rid
+  local f = redis.call('HMGET', r, 'created_at', 'first_claimed_at', 'finished_at', 'webhook_url', 'first_item',
+                      'n_items')
+  local outputs = {}
+  for id = tonumber(f[5]), tonumber(f[5]) + tonumber(f[6]) - 1 do
+    outputs[#outputs + 1] = redis.call('HGET', p .. 'item:' .. id, 'output')
+  end
+  finished[n] = {rid, f[1], f[2], f[3], f[4], outputs}
+end
 return {stored, advanced, finished}
 """
 
@@ -303,9 +315,9 @@ class RedisStore(Store):
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
 
-    def _ring(self, *channel: object) -> None:
+    def _ring(self, *channel: object, message: bytes = PLAIN_RING) -> None:
         """Wake the waiters of a channel ("work", stage) or ("results",), as the local store's doorbells do."""
-        self.client.publish(self._key(*channel), b"!")
+        self.client.publish(self._key(*channel), message)
 
     # -- queue ------------------------------------------------------------
 
@@ -344,7 +356,9 @@ class RedisStore(Store):
         for stage in set(advanced):
             self._ring("work", stage)
         if stored:
-            self._ring("results")
+            self._ring("results", message=finished_ring([
+                [rid.decode(), outputs, float(created), _float(claimed), float(done_at), url.decode() if url else None]
+                for rid, created, claimed, done_at, url, outputs in finished]))
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         self._run("fail", code, message, *set(request_ids))
@@ -355,7 +369,7 @@ class RedisStore(Store):
             for item, chunk in zip(items, chunks, strict=True):
                 if chunk is not None:
                     pipe.rpush(self._key("chunks", item.request_id), b"%d:%s" % (item.index, chunk))
-            pipe.publish(self._key("results"), b"!")
+            pipe.publish(self._key("results"), PLAIN_RING)
             pipe.execute()
 
     def chunks(self, request_id: str, after_chunk_id: int = 0) -> list[Chunk]:
@@ -410,14 +424,17 @@ class RedisStore(Store):
         return self.client.llen(self._key("q", stage))  # tombstones count too: it is a hint
 
     def wait_for_results(self, timeout_s: float) -> ResultsRing | None:
-        # the ring carries no results: a waiter reads them back (one round trip each)
-        return ResultsRing() if self._wait_for_message(self._key("results"), timeout_s) else None
+        messages = self._wait_for_messages(self._key("results"), timeout_s)
+        return None if messages is None else results_ring(messages)
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
-        return self._wait_for_message(self._key("work", stage), timeout_s)
+        return self._wait_for_messages(self._key("work", stage), timeout_s) is not None
 
-    def _wait_for_message(self, channel: str, timeout_s: float) -> bool:
-        """True when a message came since the last wait; the subscription stays, so none is missed between."""
+    def _wait_for_messages(self, channel: str, timeout_s: float) -> list[bytes] | None:
+        """The messages published since the last wait, once one came within timeout_s (else None).
+
+        The subscription stays between waits, so none is missed in between.
+        """
         if self.closed:
             raise StoreClosedError(f"store {self.url} {self.prefix} is closed")
         if self._subscriptions_pid != os.getpid():  # a forked child listens on connections of its own
@@ -430,12 +447,14 @@ class RedisStore(Store):
         try:
             while True:
                 remaining = deadline - time.monotonic()
-                if subscription.get_message(timeout=max(remaining, 0.0)) is not None:
-                    while subscription.get_message(timeout=0) is not None:
-                        pass
-                    return True
+                message = subscription.get_message(timeout=max(remaining, 0.0))
+                if message is not None:
+                    messages = [message["data"]]
+                    while (message := subscription.get_message(timeout=0)) is not None:
+                        messages.append(message["data"])
+                    return messages
                 if remaining <= 0:
-                    return False
+                    return None
         except Exception:
             if self.closed:  # closed by another thread while this one waited
                 raise StoreClosedError(f"store {self.url} {self.prefix} is closed") from None

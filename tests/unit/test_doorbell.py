@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from fastdeploy.store.doorbell import MAX_MESSAGE_BYTES, PLAIN_RING, Doorbells
+from fastdeploy.store.codec import pack
+from fastdeploy.store.doorbell import Doorbells
+from fastdeploy.store.rings import MAX_RING_BYTES, PLAIN_RING, finished_ring, results_ring
 
 
 def test_a_listener_gets_every_message_rung_since_it_last_waited(tmp_path):
@@ -20,12 +22,15 @@ def test_a_listener_gets_every_message_rung_since_it_last_waited(tmp_path):
     bells.close()
 
 
-def test_a_message_too_large_for_one_datagram_rings_plainly(tmp_path):
+def test_the_largest_ring_fits_one_datagram_and_larger_results_ring_plainly(tmp_path):
     bells = Doorbells(tmp_path)
     bell = bells.listen("results")
-    bells.ring("results", b"x" * MAX_MESSAGE_BYTES)
-    bells.ring("results", b"x" * (MAX_MESSAGE_BYTES + 1))
-    assert bell.wait(1) == [b"x" * MAX_MESSAGE_BYTES, PLAIN_RING]
+    bells.ring("results", b"x" * MAX_RING_BYTES)
+    assert bell.wait(1) == [b"x" * MAX_RING_BYTES]
+    row = ["r1", [pack("y" * 1000)], 1.0, 2.0, 3.0, None]
+    assert results_ring([finished_ring([row])]).results[0].outputs == [pack("y" * 1000)]
+    assert finished_ring([row] * (MAX_RING_BYTES // 1000)) == PLAIN_RING
+    assert finished_ring([]) == PLAIN_RING
     bell.close()
     bells.close()
 
