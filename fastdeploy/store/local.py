@@ -296,9 +296,7 @@ class LocalStore(Store):
 
     def wait_for_results(self, timeout_s: float) -> ResultsRing | None:
         messages = self._wait_for_ring("results", timeout_s)
-        if messages is None:
-            return None
-        return results_ring(messages)
+        return None if messages is None else results_ring(messages)
 
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_ring(_work_role(stage), timeout_s) is not None

@@ -34,7 +34,7 @@ import redis
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk, Failure,
                                    IdempotencyConflict, LoopInfo, QueueFullError, QueueItem, RequestResult, Store,
                                    ResultsRing, StoreClosedError, Webhook, WebhookJob)
-from fastdeploy.store.rings import PLAIN_RING, finished_ring, results_ring
+from fastdeploy.store.rings import MAX_RING_BYTES, PLAIN_RING, finished_ring, results_ring
 
 # ARGV[1] prefix, ARGV[2] now, ARGV[3] result_ttl_s; each script's own arguments follow.
 PRELUDE = """
@@ -174,7 +174,7 @@ return 0
 
 COMPLETE = PRELUDE + """
 local advanced, stored, finished = {}, 0, {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local id, stage, output = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local item = p .. 'item:' .. id
   local f = redis.call('HMGET', item, 'status', 'stage', 'last_stage', 'rid', 'deadline')
@@ -203,14 +203,19 @@ for i = 4, #ARGV, 3 do
     end
   end
 end
--- the finished requests as result() would read them, for the ring to carry
+-- the finished requests as result() would read them, for the ring to carry; none when their
+-- outputs alone pass ARGV[4] bytes, since the ring would not carry them: no use sending them back
+local budget = tonumber(ARGV[4])
 for n, rid in ipairs(finished) do
   local r = p .. 'req:' .. rid
   local f = redis.call('HMGET', r, 'created_at', 'first_claimed_at', 'finished_at', 'webhook_url', 'first_item',
                       'n_items')
   local outputs = {}
   for id = tonumber(f[5]), tonumber(f[5]) + tonumber(f[6]) - 1 do
-    outputs[#outputs + 1] = redis.call('HGET', p .. 'item:' .. id, 'output')
+    local output = redis.call('HGET', p .. 'item:' .. id, 'output')
+    budget = budget - #output
+    if budget < 0 then return {stored, advanced, {}} end
+    outputs[#outputs + 1] = output
   end
   finished[n] = {rid, f[1], f[2], f[3], f[4], outputs}
 end
@@ -352,7 +357,7 @@ class RedisStore(Store):
         args = []
         for item, output in zip(items, outputs, strict=True):
             args += [item.item_id, item.stage, output]
-        stored, advanced, finished = self._run("complete", *args)
+        stored, advanced, finished = self._run("complete", MAX_RING_BYTES, *args)
         for stage in set(advanced):
             self._ring("work", stage)
         if stored:

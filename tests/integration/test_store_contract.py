@@ -12,6 +12,7 @@ from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, 
                                    PREDICTOR_FAILED, IdempotencyConflict, LoopInfo, QueueFullError)
 from fastdeploy.store.codec import pack, unpack
 from fastdeploy.store.local import LocalStore
+from fastdeploy.store.rings import MAX_RING_BYTES
 
 
 class FakeClock:
@@ -242,6 +243,15 @@ def test_a_finished_result_rings_with_its_outputs(make_store):
     ring = waiter.wait_for_results(5)
     assert [r for r in ring.results if r != loop.result(r.request_id)] == []
     assert waiter.finished(["split"]) == {"split"}
+
+
+def test_results_too_large_for_a_ring_are_left_for_the_waiter_to_read(make_store):
+    waiter, loop = make_store(), make_store()
+    waiter.wait_for_results(0)
+    loop.enqueue("big", [pack(1)])
+    loop.complete(loop.claim(1, 30), [pack("x" * MAX_RING_BYTES)])
+    assert waiter.wait_for_results(5).results == ()
+    assert outputs_of(waiter, "big") == ["x" * MAX_RING_BYTES]
 
 
 def test_a_doorbell_ring_that_does_not_decode_counts_as_a_plain_ring(tmp_path):
