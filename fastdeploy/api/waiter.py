@@ -76,8 +76,8 @@ class ResultWaiter:
     def _poll_forever(self) -> None:
         """Poll while anyone waits, and a little longer, so a stream between two waits keeps it."""
         idle_since = None
-        ring = None  # nothing rung yet: ask the store about every waiter
-        while True:
+        wait_s = 0.0  # first listen (taking what was rung already), then ask the store about every
+        while True:   # waiter: a result written between the two is rung, not missed
             with self._lock:
                 if self._closed:
                     self._poller = None
@@ -90,8 +90,8 @@ class ResultWaiter:
                     self._poller = None
                     return
             try:
-                self._release(ring)
-                ring = self.store.wait_for_results(BACKSTOP_S)
+                self._release(self.store.wait_for_results(wait_s))
+                wait_s = BACKSTOP_S
             except StoreClosedError:
                 with self._lock:
                     self._poller = None

@@ -57,6 +57,11 @@ class QueueItem:
     stage: int = 1
     last_stage: int = 1
     created_at: float | None = None  # when its request was accepted: its age tells a loop how late it is
+    # What a store may use to answer the request's waiters before it commits the outputs (local.py):
+    request_inputs: int | None = None  # how many inputs its request has
+    first_claimed_at: float | None = None
+    webhook_url: str | None = None
+    lease_until: float | None = None  # as this claim leased it: no other loop can take it before then
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
         """Store one output per item. Before the last stage the output becomes the input of the
-        next stage; a request finishes when all its inputs passed the last stage."""
+        next stage; a request finishes when all its inputs passed the last stage.
+
+        A store may hand a finished request's result to its waiters just before it commits
+        it (the local store does: the commit leaves the reply path), but only for items
+        whose lease still holds, so no other loop can have taken them and the commit stores
+        what the waiters got. If the writer dies in between, the inputs are claimed again
+        once their lease runs out, as after any crash of a loop."""
 
     @abc.abstractmethod
     def fail(self, request_ids: list[str], code: str, message: str) -> None:

@@ -82,17 +82,20 @@ class Doorbells:
     def listen(self, role: str) -> Bell:
         return Bell(self.folder, role)
 
-    def ring(self, role: str, message: bytes = PLAIN_RING) -> None:
-        """Send message (at most MAX_RING_BYTES: a datagram) to every listener of the role."""
+    def ring(self, role: str, message: bytes = PLAIN_RING) -> bool:
+        """Send message (at most MAX_RING_BYTES: a datagram) to every listener of the role.
+
+        False when a live listener's buffer was full, so that it will wake without this message.
+        """
         prefix = role + "."
         senders = self._senders.setdefault(role, {})
         listening = {name[len(prefix):] for name in os.listdir(self.folder) if name.startswith(prefix)}
         for token in senders.keys() - listening:  # listeners that left (a restarted API worker)
             senders.pop(token).close()
-        for token in listening:
-            self._send(senders, prefix + token, token, message)
+        delivered = [self._send(senders, prefix + token, token, message) for token in listening]
+        return all(delivered)
 
-    def _send(self, senders: dict[str, socket.socket], name: str, token: str, message: bytes) -> None:
+    def _send(self, senders: dict[str, socket.socket], name: str, token: str, message: bytes) -> bool:
         sender = senders.get(token)
         if sender is None:
             sender = senders[token] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -100,11 +103,12 @@ class Doorbells:
         try:
             sender.sendto(message, _address(token))
         except BlockingIOError:
-            pass  # its buffer is full of messages it has not read: it will wake anyway
+            return False  # its buffer is full of messages it has not read: it will wake anyway
         except (ConnectionRefusedError, FileNotFoundError):
             log.debug("doorbell: %s has no listener (its process died); removing it", name)
             (self.folder / name).unlink(missing_ok=True)
             senders.pop(token).close()
+        return True
 
     def close(self) -> None:
         for senders in self._senders.values():

@@ -22,7 +22,7 @@ from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, 
                                    Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
                                    RequestResult, ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
-from fastdeploy.store.rings import finished_ring, results_ring
+from fastdeploy.store.rings import PLAIN_RING, finished_ring, results_ring
 from fastdeploy.store.sqlite import SqliteFile
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ class LocalStore(Store):
             failed = self._requeue_expired_leases(db, now) + self._fail_past_deadline(db, now)
             rows = db.execute(
                 "SELECT i.item_id, i.request_id, i.idx, i.payload, i.attempts, i.deadline, i.stage, i.last_stage, "
-                "r.created_at FROM items i JOIN requests r ON r.request_id = i.request_id "
+                "r.created_at, r.n_items, r.first_claimed_at, r.webhook_url "
+                "FROM items i JOIN requests r ON r.request_id = i.request_id "
                 "WHERE i.status = 0 AND i.stage = ? ORDER BY i.item_id LIMIT ?",
                 (stage, max_items),
             ).fetchall()
@@ -127,7 +128,9 @@ class LocalStore(Store):
         if failed:
             self.doorbells.ring("results")
         return [QueueItem(item_id=r[0], request_id=r[1], index=r[2], payload=r[3], attempts=r[4] + 1,
-                          deadline=r[5], stage=r[6], last_stage=r[7], created_at=r[8]) for r in rows]
+                          deadline=r[5], stage=r[6], last_stage=r[7], created_at=r[8], request_inputs=r[9],
+                          first_claimed_at=now if r[10] is None else r[10], webhook_url=r[11],
+                          lease_until=now + lease_s) for r in rows]
 
     def _lease(self, db: sqlite3.Connection, rows: list[tuple], now: float, lease_s: float) -> None:
         db.executemany(
@@ -173,10 +176,15 @@ class LocalStore(Store):
                            [(lease_until, item_id) for item_id in item_ids])
 
     def complete(self, items: list[QueueItem], outputs: list[bytes]) -> None:
+        """Ring the waiters of the requests this batch finishes whole first, then commit.
+
+        A waiting caller is answered while this process commits (one transaction, about
+        0.4 ms on a machine that idled through the predict), instead of after it.
+        """
         now = self.clock()
+        rung = self._ring_finished_ahead(items, outputs, now)
         stored: dict[str, list[tuple[int, bytes]]] = {}  # request -> (index, output) stored by this call
         advanced: set[int] = set()
-        finished: list[list] = []
         with self.db.transaction() as db:
             for item, output in zip(items, outputs, strict=True):
                 # "AND stage = ?": a late duplicate completion of an earlier stage changes nothing
@@ -197,27 +205,55 @@ class LocalStore(Store):
                 if cursor.rowcount:
                     stored.setdefault(item.request_id, []).append((item.index, output))
             _add_unfinished(db, -sum(map(len, stored.values())))
-            for request_id, outputs_stored in stored.items():
-                counts = db.execute(
-                    "UPDATE requests SET n_finished = n_finished + ? WHERE request_id = ? AND status = ? "
-                    "RETURNING n_finished, n_items",
-                    (len(outputs_stored), request_id, PENDING),
-                ).fetchone()
-                if counts is None or counts[0] < counts[1]:
-                    continue
-                created_at, first_claimed_at, webhook_url = db.execute(
-                    "UPDATE requests SET status = ?, finished_at = ?, expires_at = ?, "
-                    "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
-                    "WHERE request_id = ? RETURNING created_at, first_claimed_at, webhook_url",
-                    (DONE, now, now + self.result_ttl_s, now, request_id),
-                ).fetchone()
-                if len(outputs_stored) == counts[1]:  # every output in hand: the ring can carry the result
-                    finished.append([request_id, [output for _, output in sorted(outputs_stored)],
-                                     created_at, first_claimed_at, now, webhook_url])
+            done, carried = self._finish_requests(db, stored, now, rung)
         for stage in advanced:
             self.doorbells.ring(_work_role(stage))
-        if stored:
-            self.doorbells.ring("results", finished_ring(finished))
+        if done - rung:
+            self.doorbells.ring("results", finished_ring(carried))
+
+    def _finish_requests(self, db: sqlite3.Connection, stored: dict[str, list[tuple[int, bytes]]], now: float,
+                         rung: set[str]) -> tuple[set[str], list[list]]:
+        """Mark done the requests whose last outputs were just stored; return their ids, and the ring
+        rows of those not rung yet whose outputs were all stored by this call (the ring can carry them)."""
+        done, carried = set(), []
+        for request_id, outputs_stored in stored.items():
+            counts = db.execute(
+                "UPDATE requests SET n_finished = n_finished + ? WHERE request_id = ? AND status = ? "
+                "RETURNING n_finished, n_items",
+                (len(outputs_stored), request_id, PENDING),
+            ).fetchone()
+            if counts is None or counts[0] < counts[1]:
+                continue
+            created_at, first_claimed_at, webhook_url = db.execute(
+                "UPDATE requests SET status = ?, finished_at = ?, expires_at = ?, "
+                "webhook_status = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END, webhook_due_at = ? "
+                "WHERE request_id = ? RETURNING created_at, first_claimed_at, webhook_url",
+                (DONE, now, now + self.result_ttl_s, now, request_id),
+            ).fetchone()
+            done.add(request_id)
+            if request_id not in rung and len(outputs_stored) == counts[1]:
+                carried.append([request_id, [output for _, output in sorted(outputs_stored)],
+                                created_at, first_claimed_at, now, webhook_url])
+        return done, carried
+
+    def _ring_finished_ahead(self, items: list[QueueItem], outputs: list[bytes], now: float) -> set[str]:
+        """Ring the results of requests whose every input is in this batch and sure to be stored by
+        it (see Store.complete); return the ids every listener was sent."""
+        by_request: dict[str, list[tuple[QueueItem, bytes]]] = {}
+        for item, output in zip(items, outputs, strict=True):
+            by_request.setdefault(item.request_id, []).append((item, output))
+        rows = []
+        for request_id, pairs in by_request.items():
+            first = pairs[0][0]
+            if len(pairs) == first.request_inputs and all(_finishes_under_lease(item, now) for item, _ in pairs):
+                outputs_in_order = [output for _, output in sorted(pairs, key=lambda pair: pair[0].index)]
+                rows.append([request_id, outputs_in_order, first.created_at, first.first_claimed_at, now,
+                             first.webhook_url])
+        message = finished_ring(rows)
+        if message == PLAIN_RING or not self.doorbells.ring("results", message):
+            return set()  # too large to carry, or a listener missed it: ring after the commit instead
+        _let_the_woken_run()
+        return {row[0] for row in rows}
 
     def fail(self, request_ids: list[str], code: str, message: str) -> None:
         now = self.clock()
@@ -368,6 +404,26 @@ class LocalStore(Store):
 
 def _work_role(stage: int) -> str:
     return f"work{stage}"
+
+
+def _let_the_woken_run() -> None:
+    """Give this CPU to the API worker just rung, before committing.
+
+    Linux wakes the receiver of a local socket on the sender's CPU, expecting the
+    sender to block soon; a sender that goes on to commit keeps the woken worker
+    waiting behind it, however idle the other cores are. Measured at one caller on
+    ``sleep``: the result reached the client 0.98 ms after the predict ended when
+    the commit ran first, 0.58 ms when this process yielded.
+    """
+    if hasattr(os, "sched_yield"):
+        os.sched_yield()
+
+
+def _finishes_under_lease(item: QueueItem, now: float) -> bool:
+    """Whether this completion is sure to be the one stored: a last-stage input on its first claim
+    (no other loop ever held it, so none can complete it first) whose lease has not run out."""
+    return (item.stage == item.last_stage and item.attempts == 1
+            and item.lease_until is not None and now < item.lease_until)
 
 
 def _count_unfinished(db: sqlite3.Connection) -> int:

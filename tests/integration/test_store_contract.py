@@ -245,6 +245,51 @@ def test_a_finished_result_rings_with_its_outputs(make_store):
     assert waiter.finished(["split"]) == {"split"}
 
 
+def test_a_late_loop_never_rings_a_result_the_store_did_not_keep(make_store):
+    clock = FakeClock()
+    waiter, late, rescuer = make_store(clock=clock), make_store(clock=clock), make_store(clock=clock)
+    waiter.wait_for_results(0)
+    waiter.enqueue("r", [pack("x")])
+    held_too_long = late.claim(1, lease_s=1)
+    clock.now += 2
+    claimed_again = rescuer.claim(1, lease_s=30)
+    late.complete(held_too_long, [pack("late")])  # first completion wins, lease or not
+    rescuer.complete(claimed_again, [pack("rescuer")])
+    assert outputs_of(waiter, "r") == ["late"]
+    rung = waiter.wait_for_results(5)
+    assert rung is not None
+    assert [unpack(o) for r in rung.results for o in r.outputs] in (["late"], [])
+    assert waiter.wait_for_results(0.01) is None
+
+
+def test_the_local_store_hands_a_result_to_its_waiter_before_committing_it(tmp_path):
+    waiter, loop = LocalStore(tmp_path), LocalStore(tmp_path)
+    waiter.wait_for_results(0)
+    waiter.enqueue("whole", [pack(1), pack(2)])
+    waiter.enqueue("split", [pack(3), pack(4)])
+    commit = loop.db.transaction
+
+    def complete_noting_what_the_waiter_holds(items, outputs):
+        held = []
+        loop.db.transaction = lambda: held.append(waiter.wait_for_results(0)) or commit()
+        try:
+            loop.complete(items, outputs)
+        finally:
+            loop.db.transaction = commit
+        return held[0]
+
+    held = complete_noting_what_the_waiter_holds(loop.claim(3, 30), [pack("A"), pack("B"), pack("C")])
+    assert [(r.request_id, [unpack(o) for o in r.outputs]) for r in held.results] == [("whole", ["A", "B"])]
+    assert held.results[0] == waiter.result("whole")
+    assert waiter.wait_for_results(0.01) is None  # nothing more to say: "split" is not finished
+    held = complete_noting_what_the_waiter_holds(loop.claim(1, 30), [pack("D")])
+    assert held is None  # "split" finished over two batches: rung once committed
+    assert waiter.wait_for_results(5) is not None
+    assert waiter.finished(["split"]) == {"split"}
+    waiter.close()
+    loop.close()
+
+
 def test_results_too_large_for_a_ring_are_left_for_the_waiter_to_read(make_store):
     waiter, loop = make_store(), make_store()
     waiter.wait_for_results(0)
