@@ -25,8 +25,9 @@ IDLE_EXIT_S = 1.0
 
 
 class ResultWaiter:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, idle_exit_s: float = IDLE_EXIT_S) -> None:
         self.store = store
+        self.idle_exit_s = idle_exit_s
         self._finish_events: dict[str, threading.Event] = {}
         self._carried: dict[str, RequestResult] = {}  # results rung for requests still waiting
         self._change_events: dict[str, threading.Event] = {}
@@ -86,7 +87,8 @@ class ResultWaiter:
                     idle_since = None
                 elif idle_since is None:
                     idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > IDLE_EXIT_S:
+                elif time.monotonic() - idle_since > self.idle_exit_s:
+                    self._stop_listening()
                     self._poller = None
                     return
             try:
@@ -99,6 +101,13 @@ class ResultWaiter:
             except Exception:
                 log.exception("waiter: waiting for results failed; polling instead")
                 time.sleep(BACKSTOP_S)
+
+    def _stop_listening(self) -> None:
+        """Leave the results rings while idle (under the lock, so a poller starting anew listens after)."""
+        try:
+            self.store.stop_waiting_for_results()
+        except Exception:
+            log.warning("waiter: could not stop listening for results", exc_info=True)
 
     def close(self) -> None:
         """Stop the poller (before the store it reads is closed)."""

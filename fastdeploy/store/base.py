@@ -210,6 +210,12 @@ class Store(abc.ABC):
         """Block until a request may have finished or streamed since the last call, or timeout_s passed (None)."""
 
     @abc.abstractmethod
+    def stop_waiting_for_results(self) -> None:
+        """This process waits for no result for now: the store stops waking it and keeping rings
+        for it. The next ``wait_for_results`` listens again; what finished in between is not rung
+        to it, so a waiter asks ``finished()`` after it starts listening again."""
+
+    @abc.abstractmethod
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         """Block until inputs of a stage may have been queued since the last call (True) or timeout_s passed."""
 

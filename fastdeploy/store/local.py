@@ -335,6 +335,13 @@ class LocalStore(Store):
         messages = self._wait_for_ring("results", timeout_s)
         return None if messages is None else results_ring(messages)
 
+    def stop_waiting_for_results(self) -> None:
+        """Unregister this process's results bell: an idle API worker that kept it would fill its
+        buffer, and every later ring would count as missed by it."""
+        bell = self._bells.pop("results", None) if self._doorbells_pid == os.getpid() else None
+        if bell is not None:
+            bell.close()
+
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_ring(_work_role(stage), timeout_s) is not None
 

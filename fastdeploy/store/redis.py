@@ -432,6 +432,12 @@ class RedisStore(Store):
         messages = self._wait_for_messages(self._key("results"), timeout_s)
         return None if messages is None else results_ring(messages)
 
+    def stop_waiting_for_results(self) -> None:
+        subscription = (self._subscriptions.pop(self._key("results"), None)
+                        if self._subscriptions_pid == os.getpid() else None)
+        if subscription is not None:
+            subscription.close()
+
     def wait_for_work(self, timeout_s: float, stage: int = 1) -> bool:
         return self._wait_for_messages(self._key("work", stage), timeout_s) is not None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -74,6 +75,28 @@ def test_a_request_finished_over_two_batches_is_read_back(stores):
     thread.join()
     assert [unpack(o) for o in result.outputs] == ["A", "B"]
     assert api.result_reads == 1
+
+
+def test_an_idle_waiter_leaves_the_rings_and_listens_again_for_its_next_request(tmp_path):
+    api, loop = CountingStore(tmp_path), LocalStore(tmp_path)
+    waiter = ResultWaiter(api, idle_exit_s=0.01)
+    listeners = lambda: sorted(path.name.split(".")[0] for path in (tmp_path / "bells").iterdir())
+    for request_id in ("r1", "r2"):
+        api.asked.clear()
+        api.enqueue(request_id, [pack("a")])
+        thread = answer_later(loop, [1], after=api.asked)
+        assert [unpack(o) for o in waiter.wait(request_id, 5).outputs] == ["A"]
+        thread.join()
+        assert "results" in listeners()
+        for _ in range(100):  # bounded: the poller leaves after idle_exit_s and one backstop wait
+            if waiter._poller is None:
+                break
+            time.sleep(0.02)
+        assert listeners() == ["work1"]  # only the loop's bell: rings no longer queue up for the idle API
+    assert api.result_reads == 0  # both answered from their rings
+    waiter.close()
+    api.close()
+    loop.close()
 
 
 def test_a_request_still_queued_at_its_timeout_raises_timeout_error(stores):

@@ -214,6 +214,20 @@ def test_wait_for_results_wakes_on_complete(make_store):
     assert waiter.wait_for_results(5)
 
 
+def test_a_process_that_stopped_waiting_for_results_is_not_rung_until_it_waits_again(make_store):
+    waiter, loop = make_store(), make_store()
+    waiter.wait_for_results(0)
+    loop.enqueue("while-away", [pack(1)])
+    loop.enqueue("after", [pack(2)])
+    waiter.stop_waiting_for_results()
+    loop.complete(loop.claim(1, 30), [pack(1)])
+    assert waiter.wait_for_results(0.05) is None  # listening again from here on
+    loop.complete(loop.claim(1, 30), [pack(2)])
+    ring = waiter.wait_for_results(5)
+    assert ring is not None
+    assert [r.request_id for r in ring.results] == ["after"]
+
+
 def test_results_a_ring_carries_are_what_result_reads(make_store):
     waiter, loop = make_store(), make_store()
     waiter.wait_for_results(0)
