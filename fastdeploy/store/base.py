@@ -171,9 +171,9 @@ class Store(abc.ABC):
         next stage; a request finishes when all its inputs passed the last stage.
 
         A store may hand a finished request's result to its waiters just before it commits
-        it (the local store does: the commit leaves the reply path), but only for items
-        whose lease still holds, so no other loop can have taken them and the commit stores
-        what the waiters got. If the writer dies in between, the inputs are claimed again
+        it (the local store does: the commit leaves the reply path), but only for items on
+        their first claim whose lease still holds, so no other loop can complete them first
+        and the commit stores what the waiters got. If the writer dies in between, the inputs are claimed again
         once their lease runs out, as after any crash of a loop."""
 
     @abc.abstractmethod

@@ -304,6 +304,25 @@ def test_the_local_store_hands_a_result_to_its_waiter_before_committing_it(tmp_p
     loop.close()
 
 
+def test_a_streamed_request_is_rung_once_its_result_is_committed(tmp_path):
+    waiter, loop = LocalStore(tmp_path), LocalStore(tmp_path)
+    waiter.wait_for_results(0)
+    waiter.enqueue("streamed", [pack("a")])
+    batch = loop.claim(1, 30)
+    loop.add_chunks(batch, [pack("a-1")])
+    assert waiter.wait_for_results(5) is not None  # the chunk's ring
+    commit = loop.db.transaction
+    held = []
+    loop.db.transaction = lambda: held.append(waiter.wait_for_results(0)) or commit()
+    loop.complete(batch, [pack("A")])
+    loop.db.transaction = commit
+    assert held == [None]  # its stream reads the store, so a ring before the commit would find it unfinished
+    assert waiter.wait_for_results(5) is not None
+    assert waiter.finished(["streamed"]) == {"streamed"}
+    waiter.close()
+    loop.close()
+
+
 def test_results_too_large_for_a_ring_are_left_for_the_waiter_to_read(make_store):
     waiter, loop = make_store(), make_store()
     waiter.wait_for_results(0)
