@@ -71,6 +71,9 @@ class RecipeRunner:
         """Outputs for inputs, in order; raises PredictionFailed with the server's reason."""
         request_id = self.submit(inputs)
         result = self.waiter.wait(request_id, timeout_s)
+        if result is None:
+            raise PredictionFailed("not_found", f"the result of {request_id} expired before it was read "
+                                                f"(FASTDEPLOY_RESULT_TTL_S={self.settings.result_ttl_s})")
         if result.status == FAILED:
             raise PredictionFailed(result.failure.code, result.failure.message)
         return [unpack(output) for output in result.outputs]

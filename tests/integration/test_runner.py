@@ -95,3 +95,12 @@ def test_new_recipe_templates_work_out_of_the_box(tmp_path, template):
     assert len(outputs) == len(example)
     again = CliRunner().invoke(main, ["--new-recipe", str(tmp_path / "mine")])
     assert again.exit_code == 1 and "already exists; pick a new folder name" in again.output
+
+
+def test_a_result_that_expired_before_it_was_read_fails_with_the_setting_to_raise():
+    # two inputs over two batches of one: the result is read back from the store, where it already expired
+    with RecipeRunner(ROOT / "recipes" / "echo", Settings(batch_size=1, max_batch_size=1, result_ttl_s=1e-6)) as runner:
+        with pytest.raises(PredictionFailed) as failed:
+            runner.predict(["a", "b"])
+    assert failed.value.code == "not_found"
+    assert "FASTDEPLOY_RESULT_TTL_S" in failed.value.message
