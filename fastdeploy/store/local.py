@@ -248,9 +248,9 @@ class LocalStore(Store):
             by_request.setdefault(item.request_id, []).append((item, output))
         rows = []
         for request_id, pairs in by_request.items():
-            first = pairs[0][0]
             if request_id in self._streamed:
                 continue
+            first = pairs[0][0]
             if len(pairs) == first.request_inputs and all(_finishes_under_lease(item, now) for item, _ in pairs):
                 outputs_in_order = [output for _, output in sorted(pairs, key=lambda pair: pair[0].index)]
                 rows.append([request_id, outputs_in_order, first.created_at, first.first_claimed_at, now,
