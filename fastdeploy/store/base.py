@@ -173,8 +173,8 @@ class Store(abc.ABC):
         A store may hand a finished request's result to its waiters just before it commits
         it (the local store does: the commit leaves the reply path), but only for items on
         their first claim whose lease still holds, so no other loop can complete them first
-        and the commit stores what the waiters got. If the writer dies in between, the inputs are claimed again
-        once their lease runs out, as after any crash of a loop."""
+        and the commit stores what the waiters got. If the writer dies in between, the
+        inputs are claimed again once their lease runs out, as after any crash of a loop."""
 
     @abc.abstractmethod
     def fail(self, request_ids: list[str], code: str, message: str) -> None:

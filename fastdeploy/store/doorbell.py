@@ -93,7 +93,7 @@ class Doorbells:
         for token in senders.keys() - listening:  # listeners that left (a restarted API worker)
             senders.pop(token).close()
         delivered = [self._send(senders, prefix + token, token, message) for token in listening]
-        return all(delivered)
+        return all(delivered)  # a list, not a generator: every listener is sent to
 
     def _send(self, senders: dict[str, socket.socket], name: str, token: str, message: bytes) -> bool:
         sender = senders.get(token)

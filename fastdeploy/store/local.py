@@ -429,9 +429,9 @@ def _let_the_woken_run() -> None:
     sender to block soon; a sender that goes on to commit keeps the woken worker
     waiting behind it, however idle the other cores are. Measured at one caller on
     ``sleep``: the result reached the client 0.99–1.01 ms after the predict ended
-    when this process went on to commit, 0.58 ms when it yielded first. With several requests
-    rung, the API workers answering them fill the cores and a loop that yielded
-    waits for one to come free: at 8 callers on the torch MLP, 4 % fewer requests/s
+    when this process went on to commit, 0.58 ms when it yielded first. With several
+    requests rung, the API workers answering them fill the cores and a loop that
+    yielded waits for one to come free: at 8 callers on the torch MLP, 4 % fewer requests/s
     than committing at once, so then the commit goes first.
     """
     if hasattr(os, "sched_yield"):

@@ -22,8 +22,8 @@ MAX_RING_BYTES = 64 * 1024  # results larger than this together ring plainly: wa
 def finished_ring(rows: list[list]) -> bytes:
     """The ring for requests a write just finished, each row being
     [request_id, outputs, created_at, first_claimed_at, finished_at, webhook_url]."""
-    if not rows:
-        return PLAIN_RING
+    if not rows or sum(len(output) for row in rows for output in row[1]) > MAX_RING_BYTES:
+        return PLAIN_RING  # the outputs alone pass the limit: not packed only to be dropped
     message = pack(rows)
     return message if len(message) <= MAX_RING_BYTES else PLAIN_RING
 

@@ -276,27 +276,28 @@ def test_a_late_loop_never_rings_a_result_the_store_did_not_keep(make_store):
     assert waiter.wait_for_results(0.01) is None
 
 
+def complete_noting_what_the_waiter_holds(loop: LocalStore, waiter: LocalStore, items, outputs):
+    """Complete on the loop's store; return what the waiter had been rung when the commit began."""
+    held, commit = [], loop.db.transaction
+    loop.db.transaction = lambda: held.append(waiter.wait_for_results(0)) or commit()
+    try:
+        loop.complete(items, outputs)
+    finally:
+        loop.db.transaction = commit
+    assert len(held) == 1  # complete() is one transaction
+    return held[0]
+
+
 def test_the_local_store_hands_a_result_to_its_waiter_before_committing_it(tmp_path):
     waiter, loop = LocalStore(tmp_path), LocalStore(tmp_path)
     waiter.wait_for_results(0)
     waiter.enqueue("whole", [pack(1), pack(2)])
     waiter.enqueue("split", [pack(3), pack(4)])
-    commit = loop.db.transaction
-
-    def complete_noting_what_the_waiter_holds(items, outputs):
-        held = []
-        loop.db.transaction = lambda: held.append(waiter.wait_for_results(0)) or commit()
-        try:
-            loop.complete(items, outputs)
-        finally:
-            loop.db.transaction = commit
-        return held[0]
-
-    held = complete_noting_what_the_waiter_holds(loop.claim(3, 30), [pack("A"), pack("B"), pack("C")])
+    held = complete_noting_what_the_waiter_holds(loop, waiter, loop.claim(3, 30), [pack("A"), pack("B"), pack("C")])
     assert [(r.request_id, [unpack(o) for o in r.outputs]) for r in held.results] == [("whole", ["A", "B"])]
     assert held.results[0] == waiter.result("whole")
     assert waiter.wait_for_results(0.01) is None  # nothing more to say: "split" is not finished
-    held = complete_noting_what_the_waiter_holds(loop.claim(1, 30), [pack("D")])
+    held = complete_noting_what_the_waiter_holds(loop, waiter, loop.claim(1, 30), [pack("D")])
     assert held is None  # "split" finished over two batches: rung once committed
     assert waiter.wait_for_results(5) is not None
     assert waiter.finished(["split"]) == {"split"}
@@ -311,12 +312,8 @@ def test_a_streamed_request_is_rung_once_its_result_is_committed(tmp_path):
     batch = loop.claim(1, 30)
     loop.add_chunks(batch, [pack("a-1")])
     assert waiter.wait_for_results(5) is not None  # the chunk's ring
-    commit = loop.db.transaction
-    held = []
-    loop.db.transaction = lambda: held.append(waiter.wait_for_results(0)) or commit()
-    loop.complete(batch, [pack("A")])
-    loop.db.transaction = commit
-    assert held == [None]  # its stream reads the store, so a ring before the commit would find it unfinished
+    held = complete_noting_what_the_waiter_holds(loop, waiter, batch, [pack("A")])
+    assert held is None  # its stream reads the store, so a ring before the commit would find it unfinished
     assert waiter.wait_for_results(5) is not None
     assert waiter.finished(["streamed"]) == {"streamed"}
     waiter.close()
