@@ -3,17 +3,22 @@
     python benchmarks/idle_cost.py [--rounds 200]
 
 At one caller every fastdeploy process idles through the predict, then runs a
-few hundred microseconds of Python. Two measurements, each after 0, 2 and
-21 ms (the ``sleep`` predictor's time) of the previous step:
+few hundred microseconds of Python. Measured after 0, 2 and 21 ms (the
+``sleep`` predictor's time) of the previous step:
 
 - wake: one process sends a Unix datagram to another, which waits for it
   blocked in ``recv`` or spinning on a non-blocking one; the latency from
   send to receipt;
 - work: a fixed piece of Python (a loop of 2,000 multiplications), run after
-  sleeping or after spinning for that long.
+  sleeping or after spinning for that long;
+- store: an empty write transaction (``BEGIN IMMEDIATE; COMMIT``) on an SQLite
+  file in WAL mode on tmpfs, as the embedded store runs one; after sleeping,
+  after spinning, and after sleeping in 0.5 ms slices that each run the same
+  transaction (the code and data kept warm, the CPU idle as much).
 
 docs/performance.md ("Where the time goes") reads these: whether keeping the
-processes spinning through the predict would buy back the overhead at one caller.
+processes spinning through the predict would buy back the overhead at one caller,
+and whether what goes cold is the CPU or the code and data the request touches.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sqlite3
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 GAPS_S = (0.0, 0.002, 0.021)
 
@@ -84,16 +92,51 @@ def work_us(gap_s: float, spin: bool, rounds: int) -> float:
     return statistics.median(times)
 
 
+def store_transaction_us(gap_s: float, how: str, rounds: int) -> float:
+    """Median time of an empty write transaction after gap_s spent sleeping, spinning or keeping it warm."""
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+    db = sqlite3.connect(folder / "idle-cost.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+
+    def transaction() -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("COMMIT")
+
+    times = []
+    for _ in range(rounds):
+        until = time.perf_counter() + gap_s
+        if how == "spin":
+            while time.perf_counter() < until:
+                pass
+        elif how == "warm":
+            while time.perf_counter() < until:
+                transaction()
+                time.sleep(min(0.0005, max(until - time.perf_counter(), 0.0)))
+        else:
+            time.sleep(gap_s)
+        start = time.perf_counter()
+        transaction()
+        times.append((time.perf_counter() - start) * 1e6)
+    db.close()
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    print("| after | wake, receiver blocked µs | wake, receiver spinning µs | work after sleep µs | work after spin µs |")
-    print("|---|---|---|---|---|")
+    print("| after | wake, receiver blocked µs | wake, receiver spinning µs | work after sleep µs | work after spin µs "
+          "| store after sleep µs | store after spin µs | store kept warm µs |")
+    print("|---|---|---|---|---|---|---|---|")
     for gap_s in GAPS_S:
         print(f"| {gap_s * 1000:.0f} ms | {wake_latency_us(gap_s, False, args.rounds):.0f} | "
               f"{wake_latency_us(gap_s, True, args.rounds):.0f} | {work_us(gap_s, False, args.rounds):.0f} | "
-              f"{work_us(gap_s, True, args.rounds):.0f} |")
+              f"{work_us(gap_s, True, args.rounds):.0f} | "
+              + " | ".join(f"{store_transaction_us(gap_s, how, args.rounds):.0f}" for how in ("sleep", "spin", "warm"))
+              + " |")
 
 
 if __name__ == "__main__":
