@@ -94,33 +94,30 @@ def work_us(gap_s: float, spin: bool, rounds: int) -> float:
 
 def store_transaction_us(gap_s: float, how: str, rounds: int) -> float:
     """Median time of an empty write transaction after gap_s spent sleeping, spinning or keeping it warm."""
-    folder = Path(tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-    db = sqlite3.connect(folder / "idle-cost.db", isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as folder:
+        db = sqlite3.connect(Path(folder) / "idle-cost.db", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
 
-    def transaction() -> None:
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("COMMIT")
+        def transaction() -> None:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("COMMIT")
 
-    times = []
-    for _ in range(rounds):
-        until = time.perf_counter() + gap_s
-        if how == "spin":
-            while time.perf_counter() < until:
-                pass
-        elif how == "warm":
-            while time.perf_counter() < until:
-                transaction()
-                time.sleep(min(0.0005, max(until - time.perf_counter(), 0.0)))
-        else:
-            time.sleep(gap_s)
-        start = time.perf_counter()
-        transaction()
-        times.append((time.perf_counter() - start) * 1e6)
-    db.close()
-    for path in folder.iterdir():
-        path.unlink()
-    folder.rmdir()
+        times = []
+        for _ in range(rounds):
+            until = time.perf_counter() + gap_s
+            if how == "spin":
+                while time.perf_counter() < until:
+                    pass
+            elif how == "warm":
+                while time.perf_counter() < until:
+                    transaction()
+                    time.sleep(min(0.0005, max(until - time.perf_counter(), 0.0)))
+            else:
+                time.sleep(gap_s)
+            start = time.perf_counter()
+            transaction()
+            times.append((time.perf_counter() - start) * 1e6)
+        db.close()
     return statistics.median(times)
 
 
