@@ -11,6 +11,7 @@ few hundred microseconds of Python. Measured after 0, 2 and 21 ms (the
   send to receipt;
 - work: a fixed piece of Python (a loop of 2,000 multiplications), run after
   sleeping or after spinning for that long;
+- syscall: a trivial system call (``getppid``) after sleeping that long;
 - store: an empty write transaction (``BEGIN IMMEDIATE; COMMIT``) on an SQLite
   file in WAL mode on tmpfs, as the embedded store runs one; after sleeping,
   after spinning, and after sleeping in 0.5 ms slices that each run the same
@@ -92,6 +93,17 @@ def work_us(gap_s: float, spin: bool, rounds: int) -> float:
     return statistics.median(times)
 
 
+def syscall_us(gap_s: float, rounds: int) -> float:
+    """Median time of a system call that does nothing, the first after sleeping gap_s."""
+    times = []
+    for _ in range(rounds):
+        time.sleep(gap_s)
+        start = time.perf_counter()
+        os.getppid()
+        times.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(times)
+
+
 def store_transaction_us(gap_s: float, how: str, rounds: int) -> float:
     """Median time of an empty write transaction after gap_s spent sleeping, spinning or keeping it warm."""
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as folder:
@@ -126,12 +138,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     print("| after | wake, receiver blocked µs | wake, receiver spinning µs | work after sleep µs | work after spin µs "
-          "| store after sleep µs | store after spin µs | store kept warm µs |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| syscall after sleep µs | store after sleep µs | store after spin µs | store kept warm µs |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for gap_s in GAPS_S:
         print(f"| {gap_s * 1000:.0f} ms | {wake_latency_us(gap_s, False, args.rounds):.0f} | "
               f"{wake_latency_us(gap_s, True, args.rounds):.0f} | {work_us(gap_s, False, args.rounds):.0f} | "
-              f"{work_us(gap_s, True, args.rounds):.0f} | "
+              f"{work_us(gap_s, True, args.rounds):.0f} | {syscall_us(gap_s, args.rounds):.1f} | "
               + " | ".join(f"{store_transaction_us(gap_s, how, args.rounds):.0f}" for how in ("sleep", "spin", "warm"))
               + " |")
 
