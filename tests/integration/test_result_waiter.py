@@ -18,15 +18,19 @@ class CountingStore(LocalStore):
     def __init__(self, folder) -> None:
         super().__init__(folder)
         self.result_reads = 0
-        self.asked = threading.Event()  # a waiter asked about some request: it is registered and listening
+        # a waiter asked about some request and heard back: it is registered and listening, so a result
+        # written from now on reaches it by ring (set before the answer, a fast loop could finish the
+        # request first and the waiter would rightly read it back)
+        self.asked = threading.Event()
 
     def result(self, request_id):
         self.result_reads += 1
         return super().result(request_id)
 
     def finished(self, request_ids):
+        done = super().finished(request_ids)
         self.asked.set()
-        return super().finished(request_ids)
+        return done
 
 
 @pytest.fixture
