@@ -137,8 +137,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    print("| after | wake, receiver blocked µs | wake, receiver spinning µs | work after sleep µs | work after spin µs "
-          "| syscall after sleep µs | store after sleep µs | store after spin µs | store kept warm µs |")
+    print("| after | wake, receiver blocked µs | wake, receiver spinning µs | work after sleep µs "
+          "| work after spin µs | syscall after sleep µs | store after sleep µs | store after spin µs "
+          "| store kept warm µs |")
     print("|---|---|---|---|---|---|---|---|---|")
     for gap_s in GAPS_S:
         print(f"| {gap_s * 1000:.0f} ms | {wake_latency_us(gap_s, False, args.rounds):.0f} | "

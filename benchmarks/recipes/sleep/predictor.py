@@ -8,7 +8,8 @@ BASE_S = float(os.environ.get("BENCH_SLEEP_BASE_MS", "20")) / 1000
 
 
 def predictor(inputs, batch_size=None):
-    """Costs no CPU: 20 ms (BENCH_SLEEP_BASE_MS) per batch plus 1 ms per item, so only the serving stack's cost shows."""
+    """Costs no CPU: 20 ms (BENCH_SLEEP_BASE_MS) per batch plus 1 ms per item, so only the serving
+    stack's cost shows."""
     time.sleep(BASE_S + 0.001 * len(inputs))
     if BATCH_LOG:
         with open(BATCH_LOG, "a") as log:
