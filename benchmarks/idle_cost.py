@@ -77,16 +77,21 @@ def some_work() -> int:
     return total
 
 
+def pass_time(gap_s: float, spin: bool) -> None:
+    """Sleep gap_s, or spin on the clock as long (the CPU kept busy, nothing else touched)."""
+    if not spin:
+        time.sleep(gap_s)
+        return
+    until = time.perf_counter() + gap_s
+    while time.perf_counter() < until:
+        pass
+
+
 def work_us(gap_s: float, spin: bool, rounds: int) -> float:
     """Median time of some_work() right after sleeping or spinning for gap_s."""
     times = []
     for _ in range(rounds):
-        if spin:
-            until = time.perf_counter() + gap_s
-            while time.perf_counter() < until:
-                pass
-        else:
-            time.sleep(gap_s)
+        pass_time(gap_s, spin)
         start = time.perf_counter()
         some_work()
         times.append((time.perf_counter() - start) * 1e6)
@@ -97,7 +102,7 @@ def syscall_us(gap_s: float, rounds: int) -> float:
     """Median time of a system call that does nothing, the first after sleeping gap_s."""
     times = []
     for _ in range(rounds):
-        time.sleep(gap_s)
+        pass_time(gap_s, spin=False)
         start = time.perf_counter()
         os.getppid()
         times.append((time.perf_counter() - start) * 1e6)
@@ -116,16 +121,13 @@ def store_transaction_us(gap_s: float, how: str, rounds: int) -> float:
 
         times = []
         for _ in range(rounds):
-            until = time.perf_counter() + gap_s
-            if how == "spin":
-                while time.perf_counter() < until:
-                    pass
-            elif how == "warm":
+            if how == "warm":
+                until = time.perf_counter() + gap_s
                 while time.perf_counter() < until:
                     transaction()
                     time.sleep(min(0.0005, max(until - time.perf_counter(), 0.0)))
             else:
-                time.sleep(gap_s)
+                pass_time(gap_s, spin=how == "spin")
             start = time.perf_counter()
             transaction()
             times.append((time.perf_counter() - start) * 1e6)
