@@ -11,6 +11,7 @@ from typing import Callable
 import falcon
 
 from fastdeploy import __version__, metrics
+from fastdeploy.api.group_commit import GroupCommit
 from fastdeploy.api.media import (EVENT_STREAM, PredictionRequest, read_prediction_request,
                                   write_document)
 from fastdeploy.api.streaming import stream_events
@@ -20,7 +21,7 @@ from fastdeploy.errors import (Conflict, FastDeployError, NotAcceptable, NotFoun
 from fastdeploy.results import result_document
 from fastdeploy.settings import Settings
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, FAILED, PENDING,
-                                   PREDICTOR_FAILED, IdempotencyConflict, QueueFullError, Store)
+                                   PREDICTOR_FAILED, IdempotencyConflict, NewRequest, QueueFullError, Store)
 from fastdeploy.store.codec import FileOutput, pack
 
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -56,6 +57,7 @@ class Submitter:
     def __init__(self, settings: Settings, store: Store, recipe: RecipeInfo, clock: Callable[[], float],
                  new_id: Callable[[], str]) -> None:
         self.settings, self.store, self.recipe, self.clock, self.new_id = settings, store, recipe, clock, new_id
+        self.groups = GroupCommit(store)
 
     def submit(self, request: PredictionRequest, timeout_s: float | None,
                idempotency_key: str | None = None) -> str:
@@ -66,9 +68,8 @@ class Submitter:
         if idempotency_key is not None:
             fingerprint = hashlib.sha256(pack([payloads, request.webhook_url, request.timeout_s])).hexdigest()
         try:
-            return self.store.enqueue(self.new_id(), payloads, deadline=deadline, webhook_url=request.webhook_url,
-                                      stages=self.recipe.stages, idempotency_key=idempotency_key,
-                                      fingerprint=fingerprint)
+            return self.groups.enqueue(NewRequest(self.new_id(), payloads, deadline, request.webhook_url,
+                                                  self.recipe.stages, idempotency_key, fingerprint))
         except QueueFullError as exc:
             raise QueueFull(f"queue is full: {exc} (FASTDEPLOY_MAX_QUEUE_LENGTH); retry later",
                             self.settings.retry_after_s) from None

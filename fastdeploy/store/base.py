@@ -45,6 +45,19 @@ class QueueFullError(Exception):
 
 
 @dataclass(frozen=True)
+class NewRequest:
+    """A request to queue, as ``Store.enqueue`` takes it: one of several ``enqueue_many`` queues together."""
+
+    request_id: str
+    payloads: list[bytes]
+    deadline: float | None = None
+    webhook_url: str | None = None
+    stages: int = 1
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
 class QueueItem:
     """One input of one request, as a loop claims it."""
 
@@ -152,6 +165,25 @@ class Store(abc.ABC):
         request whose result still lives, nothing is queued: the earlier id is returned when
         ``fingerprint`` matches, IdempotencyConflict is raised when it does not.
         """
+
+    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+        """Queue several requests, each as ``enqueue`` would; one outcome per request, in order.
+
+        An outcome is the request's id (or the earlier one), or the error ``enqueue`` would
+        have raised for it: one request refused never refuses the others. A store that can
+        queue them in one transaction does (the local store: most of an enqueue's cost is
+        per transaction); this default queues them one by one.
+        """
+        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
+        for request in requests:
+            try:
+                outcomes.append(self.enqueue(request.request_id, request.payloads, deadline=request.deadline,
+                                             webhook_url=request.webhook_url, stages=request.stages,
+                                             idempotency_key=request.idempotency_key,
+                                             fingerprint=request.fingerprint))
+            except (QueueFullError, IdempotencyConflict) as exc:
+                outcomes.append(exc)
+        return outcomes
 
     @abc.abstractmethod
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:

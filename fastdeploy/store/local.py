@@ -19,7 +19,7 @@ from typing import Callable
 import orjson
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
-                                   Failure, IdempotencyConflict, LoopInfo, QueueFullError, QueueItem,
+                                   Failure, IdempotencyConflict, LoopInfo, NewRequest, QueueFullError, QueueItem,
                                    RequestResult, ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
 from fastdeploy.store.rings import PLAIN_RING, finished_ring, results_ring
@@ -77,30 +77,58 @@ class LocalStore(Store):
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
                 webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
                 fingerprint: str | None = None) -> str:
+        [outcome] = self.enqueue_many([NewRequest(request_id, payloads, deadline, webhook_url, stages,
+                                                  idempotency_key, fingerprint)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+        """All in one transaction and one ring: most of an enqueue's cost is the transaction's."""
         now = self.clock()
+        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
+        queued = False
         with self.db.transaction() as db:
-            if idempotency_key is not None:
-                earlier = self._earlier_request(db, idempotency_key, fingerprint, now)
-                if earlier is not None:
-                    return earlier
-                db.execute("INSERT OR REPLACE INTO idempotency (key, request_id, fingerprint) VALUES (?, ?, ?)",
-                           (idempotency_key, request_id, fingerprint))
-            room = db.execute(  # take room in the queue, if it has that much, in one statement
-                "UPDATE counts SET value = value + ? WHERE name = 'unfinished' AND value + ? <= ? RETURNING value",
-                (len(payloads), len(payloads), self.max_queue_length),
-            ).fetchone()
-            if room is None:
-                raise QueueFullError(_count_unfinished(db), len(payloads), self.max_queue_length)
-            db.execute(
-                "INSERT INTO requests (request_id, n_items, status, created_at, webhook_url) VALUES (?, ?, ?, ?, ?)",
-                (request_id, len(payloads), PENDING, now, webhook_url),
-            )
-            db.executemany(
-                "INSERT INTO items (request_id, idx, status, payload, deadline, last_stage) VALUES (?, ?, 0, ?, ?, ?)",
-                [(request_id, i, payload, deadline, stages) for i, payload in enumerate(payloads)],
-            )
-        self.doorbells.ring(_work_role(1))
-        return request_id
+            for request in requests:
+                try:
+                    outcome = self._queue(db, request, now)
+                except (QueueFullError, IdempotencyConflict) as exc:
+                    outcomes.append(exc)
+                    continue
+                queued = queued or outcome == request.request_id
+                outcomes.append(outcome)
+        if queued:
+            self.doorbells.ring(_work_role(1))
+        return outcomes
+
+    def _queue(self, db: sqlite3.Connection, request: NewRequest, now: float) -> str:
+        """Queue one request inside the caller's transaction; a refusal raises before any of its writes,
+        so the other requests of the transaction are queued as if it had not come."""
+        key = request.idempotency_key
+        if key is not None:
+            earlier = self._earlier_request(db, key, request.fingerprint, now)
+            if earlier is not None:
+                return earlier
+        size = len(request.payloads)
+        room = db.execute(  # take room in the queue, if it has that much, in one statement
+            "UPDATE counts SET value = value + ? WHERE name = 'unfinished' AND value + ? <= ? RETURNING value",
+            (size, size, self.max_queue_length),
+        ).fetchone()
+        if room is None:
+            raise QueueFullError(_count_unfinished(db), size, self.max_queue_length)
+        if key is not None:
+            db.execute("INSERT OR REPLACE INTO idempotency (key, request_id, fingerprint) VALUES (?, ?, ?)",
+                       (key, request.request_id, request.fingerprint))
+        db.execute(
+            "INSERT INTO requests (request_id, n_items, status, created_at, webhook_url) VALUES (?, ?, ?, ?, ?)",
+            (request.request_id, size, PENDING, now, request.webhook_url),
+        )
+        db.executemany(
+            "INSERT INTO items (request_id, idx, status, payload, deadline, last_stage) VALUES (?, ?, 0, ?, ?, ?)",
+            [(request.request_id, i, payload, request.deadline, request.stages)
+             for i, payload in enumerate(request.payloads)],
+        )
+        return request.request_id
 
     def _earlier_request(self, db: sqlite3.Connection, key: str, fingerprint: str | None,
                          now: float) -> str | None:

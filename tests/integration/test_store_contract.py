@@ -9,7 +9,8 @@ import time
 import pytest
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING,
-                                   PREDICTOR_FAILED, IdempotencyConflict, LoopInfo, QueueFullError)
+                                   PREDICTOR_FAILED, IdempotencyConflict, LoopInfo, NewRequest,
+                                   QueueFullError)
 from fastdeploy.store.codec import pack, unpack
 from fastdeploy.store.local import LocalStore
 from fastdeploy.store.rings import MAX_RING_BYTES
@@ -82,6 +83,34 @@ def test_full_queue_refuses_and_accepts_again_once_drained(make_store):
     store.complete(batch, [pack(0), pack(0)])
     store.enqueue("b", [pack(3), pack(4)])
     assert store.queue_length() == 2
+
+
+def test_enqueue_many_refuses_only_the_requests_enqueue_would_refuse(make_store):
+    store = make_store(max_queue_length=4)
+    outcomes = store.enqueue_many([
+        NewRequest("a", [pack(1), pack(2)]),
+        NewRequest("too-big", [pack(3), pack(4), pack(5)]),  # 2 + 3 > 4
+        NewRequest("c", [pack(6)], stages=2),
+        NewRequest("keyed", [pack(7)], idempotency_key="k", fingerprint="f1"),
+        NewRequest("repeat", [pack(7)], idempotency_key="k", fingerprint="f1"),  # the same request again
+        NewRequest("clash", [pack(8)], idempotency_key="k", fingerprint="f2"),
+    ])
+    assert outcomes[0] == "a" and outcomes[2] == "c" and outcomes[3:5] == ["keyed", "keyed"]
+    assert isinstance(outcomes[1], QueueFullError) and outcomes[1].limit == 4
+    assert isinstance(outcomes[5], IdempotencyConflict)
+    assert store.result("too-big") is None and store.result("clash") is None
+    assert store.queue_length() == 4
+    claimed = store.claim(10, 30)
+    assert [(i.request_id, unpack(i.payload), i.last_stage) for i in claimed] == [
+        ("a", 1, 1), ("a", 2, 1), ("c", 6, 2), ("keyed", 7, 1)]
+
+
+def test_enqueue_many_wakes_a_waiting_loop(make_store):
+    loop, api = make_store(), make_store()
+    assert not loop.wait_for_work(0)
+    api.enqueue_many([NewRequest("a", [pack(1)]), NewRequest("b", [pack(2)])])
+    assert loop.wait_for_work(2)
+    assert [i.request_id for i in loop.claim(10, 30)] == ["a", "b"]
 
 
 def test_expired_lease_is_claimed_again_then_failed_after_max_attempts(make_store):
