@@ -155,7 +155,6 @@ class LoopInfo:
 class Store(abc.ABC):
     """Queue plus results. All methods are safe across threads and processes."""
 
-    @abc.abstractmethod
     def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
                 webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
                 fingerprint: str | None = None) -> str:
@@ -165,25 +164,21 @@ class Store(abc.ABC):
         request whose result still lives, nothing is queued: the earlier id is returned when
         ``fingerprint`` matches, IdempotencyConflict is raised when it does not.
         """
+        [outcome] = self.enqueue_many([NewRequest(request_id, payloads, deadline, webhook_url, stages,
+                                                  idempotency_key, fingerprint)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
+    @abc.abstractmethod
     def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
         """Queue several requests, each as ``enqueue`` would; one outcome per request, in order.
 
         An outcome is the request's id (or the earlier one), or the error ``enqueue`` would
-        have raised for it: one request refused never refuses the others. A store that can
-        queue them in one transaction does (the local store: most of an enqueue's cost is
-        per transaction); this default queues them one by one.
+        raise for it: a request refused never refuses the others. Most of what an enqueue
+        costs is per call (the local store's transaction, a Redis round trip), so a store
+        queues them all in one.
         """
-        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
-        for request in requests:
-            try:
-                outcomes.append(self.enqueue(request.request_id, request.payloads, deadline=request.deadline,
-                                             webhook_url=request.webhook_url, stages=request.stages,
-                                             idempotency_key=request.idempotency_key,
-                                             fingerprint=request.fingerprint))
-            except (QueueFullError, IdempotencyConflict) as exc:
-                outcomes.append(exc)
-        return outcomes
 
     @abc.abstractmethod
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:

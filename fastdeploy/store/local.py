@@ -74,15 +74,6 @@ class LocalStore(Store):
 
     # -- queue ------------------------------------------------------------
 
-    def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
-                fingerprint: str | None = None) -> str:
-        [outcome] = self.enqueue_many([NewRequest(request_id, payloads, deadline, webhook_url, stages,
-                                                  idempotency_key, fingerprint)])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
         """All in one transaction and one ring: most of an enqueue's cost is the transaction's."""
         now = self.clock()

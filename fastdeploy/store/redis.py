@@ -32,8 +32,8 @@ import orjson
 import redis
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk, Failure,
-                                   IdempotencyConflict, LoopInfo, QueueFullError, QueueItem, RequestResult, Store,
-                                   ResultsRing, StoreClosedError, Webhook, WebhookJob)
+                                   IdempotencyConflict, LoopInfo, NewRequest, QueueFullError, QueueItem, RequestResult,
+                                   ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.rings import MAX_RING_BYTES, PLAIN_RING, finished_ring, results_ring
 
 # ARGV[1] prefix, ARGV[2] now, ARGV[3] result_ttl_s; each script's own arguments follow.
@@ -311,11 +311,12 @@ class RedisStore(Store):
         self._subscriptions: dict[str, redis.client.PubSub] = {}
         self._subscriptions_pid = os.getpid()
 
-    def _run(self, script: str, *args) -> object:
+    def _run(self, script: str, *args, client: redis.client.Pipeline | None = None) -> object:
+        """Run a script now, or queue it on a pipeline (``client``) whose execute() returns its reply."""
         if self.closed:
             raise StoreClosedError(f"store {self.url} {self.prefix} is closed")
         common = [self.prefix, repr(self.clock()), repr(self.result_ttl_s)]
-        return self._scripts[script](args=[*common, *["" if a is None else a for a in args]])
+        return self._scripts[script](args=[*common, *["" if a is None else a for a in args]], client=client)
 
     def _key(self, *parts: object) -> str:
         return self.prefix + ":".join(str(part) for part in parts)
@@ -326,20 +327,26 @@ class RedisStore(Store):
 
     # -- queue ------------------------------------------------------------
 
-    def enqueue(self, request_id: str, payloads: list[bytes], *, deadline: float | None = None,
-                webhook_url: str | None = None, stages: int = 1, idempotency_key: str | None = None,
-                fingerprint: str | None = None) -> str:
-        outcome, value = self._run("enqueue", request_id, self.max_queue_length, len(payloads),
-                                   None if deadline is None else repr(deadline), webhook_url, stages,
-                                   idempotency_key, fingerprint, *payloads)
-        value = value.decode()
-        if outcome == b"full":
-            raise QueueFullError(int(value), len(payloads), self.max_queue_length)
-        if outcome == b"conflict":
-            raise IdempotencyConflict(idempotency_key, value)
-        if outcome == b"queued":
+    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+        """One script per request (each atomic), all sent in one round trip, then one ring."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for r in requests:
+                self._run("enqueue", r.request_id, self.max_queue_length, len(r.payloads),
+                          None if r.deadline is None else repr(r.deadline), r.webhook_url, r.stages,
+                          r.idempotency_key, r.fingerprint, *r.payloads, client=pipe)
+            replies = pipe.execute()
+        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
+        for request, (outcome, value) in zip(requests, replies, strict=True):
+            value = value.decode()
+            if outcome == b"full":
+                outcomes.append(QueueFullError(int(value), len(request.payloads), self.max_queue_length))
+            elif outcome == b"conflict":
+                outcomes.append(IdempotencyConflict(request.idempotency_key, value))
+            else:
+                outcomes.append(value)
+        if any(outcome == b"queued" for outcome, _ in replies):
             self._ring("work", 1)
-        return value
+        return outcomes
 
     def claim(self, max_items: int, lease_s: float, stage: int = 1) -> list[QueueItem]:
         failed, rows = self._run("claim", max_items, repr(lease_s), stage, self.max_attempts,
