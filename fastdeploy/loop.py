@@ -57,10 +57,10 @@ class Loop:
         self._in_flight: list[int] = []
         self._ahead: StoreAhead | None = None  # only while serving: see store_ahead.py
         self._returning = 0  # inputs of the last batch: their callers are likely to come back
+        self._predict_ended_at = 0.0  # wall clock: inputs queued before it waited through the last predict
         self._last_predict_s = 0.0
         self._last_predict_cpu_share = 0.0  # thread CPU time / wall time of the last predict
         self.served = {"batches": 0, "items": 0, "failed_batches": 0, "predict_s": 0.0}
-        self._right_after_a_batch = False
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -157,15 +157,15 @@ class Loop:
         batch = self.collect_batch()
         if batch:
             self.run_batch(batch)
-            self._returning, self._right_after_a_batch = len(batch), True
+            self._returning = len(batch)
         return len(batch)
 
     def collect_batch(self) -> list[QueueItem]:
         """Take what waits; if that is less than the demand in sight, wait briefly for the rest.
 
         Callers just answered usually come straight back, so the inputs about to
-        arrive are those of the batch that just finished (plus whatever already
-        waits, when the claim follows that batch at once). A short batch waits,
+        arrive are those of the batch that just finished, on top of the inputs
+        that were queued while it ran. A short batch waits,
         as long as the batching policy allows, until it reaches that size, or,
         once it holds at least half of it, until no input came for
         batch_idle_ms. One caller at a time (a batch of one) never waits, so it
@@ -177,11 +177,10 @@ class Loop:
         batch = self._ahead.take() if self._ahead else []
         if len(batch) < cap:
             batch += self.store.claim(cap - len(batch), lease_s, self.stage)
-        right_after_a_batch, self._right_after_a_batch = self._right_after_a_batch, False
         if not batch:
             self.store.wait_for_work(IDLE_WAIT_S, self.stage)
             return batch
-        demand = self._returning + (len(batch) if right_after_a_batch else 0)
+        demand = self._returning + self._waited_through_the_last_predict(batch)
         plan = self.batching.plan(self._oldest_age_s(batch), len(batch), demand)
         if len(batch) == cap and plan.cap > cap:  # the claim came back full: more wait, take them now
             batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)
@@ -200,6 +199,15 @@ class Loop:
         if in_sight > len(batch):  # one claim for all that came: a claim per arrival would hold the
             batch += self.store.claim(plan.cap - len(batch), lease_s, self.stage)  # write lock the API needs
         return batch
+
+    def _waited_through_the_last_predict(self, batch: list[QueueItem]) -> int:
+        """Inputs queued before the last predict ended: demand on top of its returning callers.
+
+        Those queued since are the callers coming back (a lone caller answered before the
+        results' commit can be back before the next claim): counting them twice made a
+        batch of one wait batch_idle_ms for a second input that was not coming.
+        """
+        return sum(1 for item in batch if item.created_at is None or item.created_at < self._predict_ended_at)
 
     def _oldest_age_s(self, batch: list[QueueItem]) -> float:
         created = [item.created_at for item in batch if item.created_at is not None]
@@ -253,6 +261,7 @@ class Loop:
                                store_chunks if self.streams_to_clients else None)
         finally:
             self._last_predict_s = time.monotonic() - started
+            self._predict_ended_at = self.wall_clock()
             self._last_predict_cpu_share = (time.thread_time() - cpu_started) / max(self._last_predict_s, 1e-9)
             self.served["predict_s"] += self._last_predict_s
 

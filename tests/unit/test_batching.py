@@ -139,14 +139,20 @@ def test_prepare_with_a_target_measures_timings_even_for_a_fixed_size(tmp_path):
         store.close()
 
 
-class ClaimCountingStore(LocalStore):
+class CountingStore(LocalStore):
+    """Counts the loop's claims and its waits for work."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.claims = 0
+        self.claims = self.waits = 0
 
     def claim(self, *args, **kwargs):
         self.claims += 1
         return super().claim(*args, **kwargs)
+
+    def wait_for_work(self, *args, **kwargs):
+        self.waits += 1
+        return super().wait_for_work(*args, **kwargs)
 
 
 def test_a_batch_waiting_for_returning_callers_claims_them_at_once_not_one_by_one(tmp_path):
@@ -154,7 +160,7 @@ def test_a_batch_waiting_for_returning_callers_claims_them_at_once_not_one_by_on
     slowed the very callers the batch waits for. The loop counts arrivals and claims once."""
     recipe = write_recipe(tmp_path / "paced", "import time\n\ndef predictor(inputs, batch_size):\n"
                                               "    time.sleep(0.4)\n    return inputs\n")
-    store = ClaimCountingStore(tmp_path / "store")
+    store = CountingStore(tmp_path / "store")
     loop = Loop(load_recipe(recipe), store, Settings(batch_size=8, max_wait_ms=1000, batch_idle_ms=100))
     enqueue_numbers(store, 4)
     assert loop.step() == 4  # four callers answered: they come back, one at a time
@@ -174,3 +180,26 @@ def test_a_batch_waiting_for_returning_callers_claims_them_at_once_not_one_by_on
         arrivals.join()
         store.close()
     assert store.claims == 2  # what waited at once, then the three that came during the wait
+
+
+def test_a_lone_caller_back_before_the_next_claim_is_served_without_waiting_for_a_second(tmp_path):
+    """Answered before the commit, a lone caller can be queued again before the loop's next claim:
+    it is the returning caller, not one more on top of it, so the batch of one starts at once."""
+    recipe = write_recipe(tmp_path / "paced", "import time\n\ndef predictor(inputs, batch_size):\n"
+                                              "    time.sleep(0.2)\n    return inputs\n")
+    store = CountingStore(tmp_path / "store")
+    loop = Loop(load_recipe(recipe), store, Settings(batch_size=8, max_wait_ms=1000, batch_idle_ms=1000))
+    try:
+        store.enqueue("first", [pack(1)])
+        assert loop.step() == 1
+        store.enqueue("back", [pack(2)])  # the same caller, answered
+        store.waits = 0
+        assert loop.step() == 1
+        assert store.waits == 0
+        store.enqueue("then", [pack(3)])
+        store.enqueue("another", [pack(4)])  # two now: one more than came back, so none is waited for
+        store.waits = 0
+        assert loop.step() == 2
+        assert store.waits == 0
+    finally:
+        store.close()
