@@ -16,9 +16,7 @@ import threading
 import time
 from typing import Callable
 
-from fastdeploy.store.base import IdempotencyConflict, NewRequest, QueueFullError, Store
-
-Outcome = str | QueueFullError | IdempotencyConflict
+from fastdeploy.store.base import EnqueueOutcome, NewRequest, Store
 
 
 def yield_once() -> None:
@@ -30,9 +28,9 @@ class _Submission:
     def __init__(self, request: NewRequest) -> None:
         self.request = request
         self.done = threading.Event()
-        self.outcome: Outcome | BaseException | None = None
+        self.outcome: EnqueueOutcome | BaseException | None = None
 
-    def settle(self, outcome: Outcome | BaseException) -> None:
+    def settle(self, outcome: EnqueueOutcome | BaseException) -> None:
         self.outcome = outcome
         self.done.set()
 

@@ -44,6 +44,10 @@ class QueueFullError(Exception):
         self.queued, self.asked, self.limit = queued, asked, limit
 
 
+# What enqueue_many gives back per request: its id (or the earlier one), or why it was refused.
+EnqueueOutcome = str | QueueFullError | IdempotencyConflict
+
+
 @dataclass(frozen=True)
 class NewRequest:
     """A request to queue, as ``Store.enqueue`` takes it: one of several ``enqueue_many`` queues together."""
@@ -171,7 +175,7 @@ class Store(abc.ABC):
         return outcome
 
     @abc.abstractmethod
-    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+    def enqueue_many(self, requests: list[NewRequest]) -> list[EnqueueOutcome]:
         """Queue several requests, each as ``enqueue`` would; one outcome per request, in order.
 
         An outcome is the request's id (or the earlier one), or the error ``enqueue`` would

@@ -19,8 +19,9 @@ from typing import Callable
 import orjson
 
 from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
-                                   Failure, IdempotencyConflict, LoopInfo, NewRequest, QueueFullError, QueueItem,
-                                   RequestResult, ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
+                                   EnqueueOutcome, Failure, IdempotencyConflict, LoopInfo, NewRequest,
+                                   QueueFullError, QueueItem, RequestResult, ResultsRing, Store,
+                                   StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.doorbell import Bell, Doorbells
 from fastdeploy.store.rings import PLAIN_RING, finished_ring, results_ring
 from fastdeploy.store.sqlite import SqliteFile
@@ -74,10 +75,10 @@ class LocalStore(Store):
 
     # -- queue ------------------------------------------------------------
 
-    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+    def enqueue_many(self, requests: list[NewRequest]) -> list[EnqueueOutcome]:
         """All in one transaction and one ring: most of an enqueue's cost is the transaction's."""
         now = self.clock()
-        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
+        outcomes: list[EnqueueOutcome] = []
         queued = False
         with self.db.transaction() as db:
             for request in requests:

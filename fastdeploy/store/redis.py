@@ -31,9 +31,10 @@ from typing import Callable
 import orjson
 import redis
 
-from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk, Failure,
-                                   IdempotencyConflict, LoopInfo, NewRequest, QueueFullError, QueueItem, RequestResult,
-                                   ResultsRing, Store, StoreClosedError, Webhook, WebhookJob)
+from fastdeploy.store.base import (ATTEMPTS_EXHAUSTED, DEADLINE_EXCEEDED, DONE, FAILED, PENDING, Chunk,
+                                   EnqueueOutcome, Failure, IdempotencyConflict, LoopInfo, NewRequest,
+                                   QueueFullError, QueueItem, RequestResult, ResultsRing, Store,
+                                   StoreClosedError, Webhook, WebhookJob)
 from fastdeploy.store.rings import MAX_RING_BYTES, PLAIN_RING, finished_ring, results_ring
 
 # ARGV[1] prefix, ARGV[2] now, ARGV[3] result_ttl_s; each script's own arguments follow.
@@ -327,7 +328,7 @@ class RedisStore(Store):
 
     # -- queue ------------------------------------------------------------
 
-    def enqueue_many(self, requests: list[NewRequest]) -> list[str | QueueFullError | IdempotencyConflict]:
+    def enqueue_many(self, requests: list[NewRequest]) -> list[EnqueueOutcome]:
         """One script per request (each atomic), all sent in one round trip, then one ring."""
         with self.client.pipeline(transaction=False) as pipe:
             for r in requests:
@@ -335,7 +336,7 @@ class RedisStore(Store):
                           None if r.deadline is None else repr(r.deadline), r.webhook_url, r.stages,
                           r.idempotency_key, r.fingerprint, *r.payloads, client=pipe)
             replies = pipe.execute()
-        outcomes: list[str | QueueFullError | IdempotencyConflict] = []
+        outcomes: list[EnqueueOutcome] = []
         for request, (outcome, value) in zip(requests, replies, strict=True):
             value = value.decode()
             if outcome == b"full":
