@@ -1,6 +1,6 @@
 """fastdeploy against its peers, side by side in one run: fastdeploy 3.1.1 (notAI-tech) and LitServe.
 
-    python benchmarks/compare.py [--duration 10] [--repeats 2] [--workloads sleep,torch]
+    python benchmarks/compare.py [--duration 10] [--repeats 2] [--workloads sleep,torch] [--concurrency 1,8,64,256]
 
 For each workload and server: start it on 127.0.0.1, drive it closed-loop at
 concurrency 1, 8, 64 and 256 (one input per request, warm-up excluded),
@@ -215,13 +215,13 @@ def measure(server: Server, concurrency: int, duration_s: float, model_ms: dict[
     return row
 
 
-def loadgen_ceiling(duration_s: float) -> list[dict]:
+def loadgen_ceiling(duration_s: float, concurrency: tuple[int, ...]) -> list[dict]:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(HERE.parent)!r}); "
                                f"from benchmarks.loadgen import serve_trivial; serve_trivial({port}, 600)"])
     time.sleep(1)
     try:
-        return [run_load(port, build_request("/x", b"[1]"), c, duration_s, 1.0).summary() for c in CONCURRENCY]
+        return [run_load(port, build_request("/x", b"[1]"), c, duration_s, 1.0).summary() for c in concurrency]
     finally:
         server.kill()
 
@@ -258,7 +258,7 @@ def markdown(report: dict) -> str:
 def points(rows: list[dict]):
     """(repeat, concurrency, {server name: row}) for every measured point, in order."""
     for repeat in sorted({r["repeat"] for r in rows}):
-        for c in CONCURRENCY:
+        for c in sorted({r["concurrency"] for r in rows}):
             yield repeat, c, {r["server"]: r for r in rows if r["repeat"] == repeat and r["concurrency"] == c}
 
 
@@ -306,14 +306,17 @@ def main() -> None:
                         help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor")
     parser.add_argument("--output", default="compare", help="results file name, without extension")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
+    parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
+                        help="the points to measure (the floor is measured at 1 only)")
     args = parser.parse_args()
+    concurrency = tuple(int(c) for c in args.concurrency.split(","))
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
     recipes = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
     kinds = args.servers.split(",")
     report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
               "duration_s": args.duration, "repeats": args.repeats, "workloads": {}}
-    report["ceiling"] = loadgen_ceiling(min(args.duration, 5))
+    report["ceiling"] = loadgen_ceiling(min(args.duration, 5), concurrency)
     print("load generator ceiling:", report["ceiling"], flush=True)
     for workload in args.workloads.split(","):
         recipe = recipes[workload]
@@ -322,12 +325,12 @@ def main() -> None:
             model_ms = model_ms_by_repeat[repeat] = model_times_ms(recipe)  # timed again: the host drifts
             print(f"{workload} model alone, rep {repeat}:", json.dumps(model_ms), flush=True)
             for kind in kinds:
-                if kind == "floor" and workload != "sleep":
+                if kind == "floor" and (workload != "sleep" or 1 not in concurrency):
                     continue
                 server = start_server(kind, recipe, args.redis_url)
                 try:
                     server.wait_ready()
-                    for c in (1,) if kind == "floor" else CONCURRENCY:
+                    for c in (1,) if kind == "floor" else concurrency:
                         row = {"repeat": repeat, "server": server.name, **measure(server, c, args.duration, model_ms)}
                         rows.append(row)
                         print(json.dumps(row), flush=True)
