@@ -48,8 +48,9 @@ class LocalStore(Store):
         self._doorbells_pid = -1
         self._doorbells: Doorbells | None = None
         self._bells: dict[str, Bell] = {}
-        # requests this process stored chunks for: their streams read the store, so they are rung after
-        # the commit, not before (a stream rung early would find its request unfinished and wait)
+        # requests of the batches in hand that this process stored chunks for: their streams read the
+        # store, so they are rung after the commit, not before (rung early, a stream would find its
+        # request unfinished and wait); each leaves once its batch is completed or failed
         self._streamed: set[str] = set()
 
     @property
@@ -205,7 +206,9 @@ class LocalStore(Store):
         0.3 ms on a machine that idled through the predict), instead of after it.
         """
         now = self.clock()
-        rung = self._ring_finished_ahead(items, outputs, now)
+        streamed = self._streamed & {item.request_id for item in items}
+        self._streamed -= streamed  # this batch is done with: kept, they would outlive a late completion
+        rung = self._ring_finished_ahead(items, outputs, now, streamed)
         stored: dict[str, list[tuple[int, bytes]]] = {}  # request -> (index, output) stored by this call
         advanced: set[int] = set()
         with self.db.transaction() as db:
@@ -229,7 +232,6 @@ class LocalStore(Store):
                     stored.setdefault(item.request_id, []).append((item.index, output))
             _add_unfinished(db, -sum(map(len, stored.values())))
             done, carried = self._finish_requests(db, stored, now, rung)
-        self._streamed.difference_update(done)
         for stage in advanced:
             self.doorbells.ring(_work_role(stage))
         if done - rung:
@@ -260,15 +262,16 @@ class LocalStore(Store):
                                 created_at, first_claimed_at, now, webhook_url])
         return done, carried
 
-    def _ring_finished_ahead(self, items: list[QueueItem], outputs: list[bytes], now: float) -> set[str]:
+    def _ring_finished_ahead(self, items: list[QueueItem], outputs: list[bytes], now: float,
+                             streamed: set[str]) -> set[str]:
         """Ring the results of requests whose every input is in this batch and sure to be stored by
-        it (see Store.complete); return the ids every listener was sent."""
+        it (see Store.complete), streamed ones aside; return the ids every listener was sent."""
         by_request: dict[str, list[tuple[QueueItem, bytes]]] = {}
         for item, output in zip(items, outputs, strict=True):
             by_request.setdefault(item.request_id, []).append((item, output))
         rows = []
         for request_id, pairs in by_request.items():
-            if request_id in self._streamed:
+            if request_id in streamed:
                 continue
             first = pairs[0][0]
             if len(pairs) == first.request_inputs and all(_finishes_under_lease(item, now) for item, _ in pairs):

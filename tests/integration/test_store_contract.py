@@ -360,6 +360,23 @@ def test_a_streamed_request_is_rung_once_its_result_is_committed(tmp_path):
     loop.close()
 
 
+def test_a_loop_keeps_no_mark_of_a_streamed_request_once_its_batch_is_completed(tmp_path):
+    """Even when another loop finished the request first (this one's lease had lapsed): a loop
+    process lives long, and one id kept per such request would grow without bound."""
+    clock = FakeClock()
+    late, rescuer = LocalStore(tmp_path, clock=clock), LocalStore(tmp_path, clock=clock)
+    late.enqueue("streamed", [pack("a")])
+    held_too_long = late.claim(1, lease_s=1)
+    late.add_chunks(held_too_long, [pack("a-1")])
+    clock.now += 2
+    rescuer.complete(rescuer.claim(1, lease_s=30), [pack("A")])
+    late.complete(held_too_long, [pack("late")])
+    assert late._streamed == set()
+    assert outputs_of(late, "streamed") == ["A"]
+    late.close()
+    rescuer.close()
+
+
 def test_results_too_large_for_a_ring_are_left_for_the_waiter_to_read(make_store):
     waiter, loop = make_store(), make_store()
     waiter.wait_for_results(0)
