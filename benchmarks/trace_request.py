@@ -2,6 +2,7 @@
 
     python benchmarks/trace_request.py benchmarks/recipes/sleep      # idles 21 ms per request
     python benchmarks/trace_request.py recipes/echo                  # no idle: the same path warm
+    python benchmarks/trace_request.py benchmarks/recipes/torch_mlp --body '[7]' --concurrency 8 --per batch
 
 Serves RECIPE with ``fastdeploy --run`` (batch size 32, as compare.py) with
 benchmarks/trace_hooks on its path, which timestamps each step in every
@@ -11,22 +12,27 @@ with benchmarks/loadgen.py, then prints one row per step in the order a
 request meets them: the median time from the request reaching gunicorn
 (parsed) to the step, and the median gap from the step before. Steps are
 ``process:name>`` on entry and ``<`` on return; ``bell wait<!`` is a wait
-that was rung. The last row's offset against the median round trip leaves
-what happens outside the server: the client, the loopback, gunicorn's
-parsing. Each note costs 1-2 µs (one ``write``), so gaps are a little high;
-compare rows of one run, and runs of this script, rather than its total
-with compare.py's.
+that was rung; ``#2`` is a step's second time in the cycle. The last row's
+offset against the median round trip leaves what happens outside the
+server: the client, the loopback, gunicorn's parsing. With ``--per batch``
+the cycle runs from the end of one predict to the end of the next instead,
+which is what to read with several callers: the steps between a predict's
+end and the next one's start are the turn-around the predictor waits for.
+Each note costs 1-2 µs (one ``write``), so gaps are a little high; compare
+rows of one run, and runs of this script, rather than its total with
+compare.py's.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,8 +40,8 @@ sys.path.insert(0, str(HERE.parent))
 from benchmarks.compare import BATCH, Server, free_port  # noqa: E402
 from benchmarks.loadgen import build_request, run_load  # noqa: E402
 
-ARRIVAL = "api:http>"
-SHOWN_IN = 0.8  # a step shows when at least this share of requests passed through it
+CYCLE_START = {"request": "api:http>", "batch": "loop:predictor<"}
+SHOWN_IN = 0.8  # a step shows when it came in at least this share of the cycles
 
 
 def serve_traced(recipe: Path, trace_dir: Path, scratch: Path, body: bytes) -> Server:
@@ -66,19 +72,22 @@ def read_notes(trace_dir: Path) -> list[tuple[int, str]]:
     return sorted(notes)
 
 
-def timeline(notes: list[tuple[int, str]]) -> list[tuple[str, float, float]]:
-    """(step, median µs from arrival, median µs from the step before it) in the order of the median offsets."""
-    cycles, current = [], None
+def timeline(notes: list[tuple[int, str]], start: str) -> list[tuple[str, float, float]]:
+    """(step, median µs from the cycle's start, median µs from the step before it), in the order of
+    the median offsets; a cycle runs from one note of ``start`` to the next."""
+    cycles = []
     for ns, step in notes:
-        if step == ARRIVAL:
-            current = {}
-            cycles.append((ns, current))
-        if current is not None:
-            current.setdefault(step, ns)  # the first time a step comes in a request's cycle
+        if step == start:
+            cycles.append((ns, {}, Counter()))
+        if cycles:
+            _, steps, seen = cycles[-1]
+            seen[step] += 1
+            steps[step if seen[step] == 1 else f"{step} #{seen[step]}"] = ns
+    cycles = [(started, steps) for started, steps, _ in cycles]
     offsets: dict[str, list[float]] = defaultdict(list)
-    for arrived, steps in cycles:
+    for started, steps in cycles:
         for step, ns in steps.items():
-            offsets[step].append((ns - arrived) / 1000)
+            offsets[step].append((ns - started) / 1000)
     common = [step for step, values in offsets.items() if len(values) >= SHOWN_IN * len(cycles)]
     common.sort(key=lambda step: statistics.median(offsets[step]))
     rows, previous = [], None
@@ -96,6 +105,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=6.0)
     parser.add_argument("--body", default='["x"]', help="the JSON body of each /sync request")
+    parser.add_argument("--per", choices=sorted(CYCLE_START), default="request",
+                        help="a cycle from a request's arrival, or from the end of a predict")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="trace-") as trace_dir, \
             tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as scratch:
@@ -107,11 +118,11 @@ def main() -> None:
             result = run_load(server.port, server.request, args.concurrency, args.duration, warmup_s=0.5)
         finally:
             server.stop()
-        rows = timeline(read_notes(Path(trace_dir)))
+        rows = timeline(read_notes(Path(trace_dir)), CYCLE_START[args.per])
     load = result.summary()
-    print(f"    python benchmarks/trace_request.py {args.recipe} --concurrency {args.concurrency}\n")
+    print(f"    python benchmarks/trace_request.py {shlex.join(sys.argv[1:])}\n")
     print(f"{load['requests']} requests, {load['errors']} errors, round trip p50 {load['p50_ms']} ms\n")
-    print("| step | from arrival µs | from the step before µs |")
+    print(f"| step | from {CYCLE_START[args.per]} µs | from the step before µs |")
     print("|---|---|---|")
     for step, offset, gap in rows:
         print(f"| {step} | {offset:.1f} | {gap:.1f} |")
