@@ -75,15 +75,15 @@ def read_notes(trace_dir: Path) -> list[tuple[int, str]]:
 def timeline(notes: list[tuple[int, str]], start: str) -> list[tuple[str, float, float]]:
     """(step, median µs from the cycle's start, median µs from the step before it), in the order of
     the median offsets; a cycle runs from one note of ``start`` to the next."""
-    cycles = []
+    cycles: list[tuple[int, dict[str, int]]] = []
+    seen: Counter = Counter()  # how often each step came in the current cycle
     for ns, step in notes:
         if step == start:
-            cycles.append((ns, {}, Counter()))
+            cycles.append((ns, {}))
+            seen = Counter()
         if cycles:
-            _, steps, seen = cycles[-1]
             seen[step] += 1
-            steps[step if seen[step] == 1 else f"{step} #{seen[step]}"] = ns
-    cycles = [(started, steps) for started, steps, _ in cycles]
+            cycles[-1][1][step if seen[step] == 1 else f"{step} #{seen[step]}"] = ns
     offsets: dict[str, list[float]] = defaultdict(list)
     for started, steps in cycles:
         for step, ns in steps.items():
