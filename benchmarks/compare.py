@@ -10,7 +10,10 @@ live batching (``--target-p99-ms``, TARGET_P99_MS per workload, same cap of 32).
 fastdeploy,redis`` compares the embedded queue with the shared Redis store (needs a Redis at
 ``--redis-url``). ``floor`` (on by default, ``sleep`` only, concurrency 1) is
 falcon under gunicorn and gevent blocking for the predictor's time with no queue
-and no loop: the least any server on fastdeploy's stack adds. Peers run from their
+and no loop: the least any server on fastdeploy's stack adds; ``floor2`` (likewise)
+is the same stack handing each request to a second process and back in one
+datagram each way, with no queue: the least a server adds that runs its
+predictor apart from its API workers, as fastdeploy does. Peers run from their
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
@@ -44,6 +47,8 @@ VENVS = HERE / ".venvs"
 RESULTS = HERE / "results"
 CONCURRENCY = (1, 8, 64, 256)
 BATCH = 32
+FLOORS = ("floor", "floor2")  # measured on sleep at concurrency 1 only
+FLOOR_LABELS = {"falcon + gunicorn floor": "stack floor", "two-process floor": "two-process floor"}
 TARGET_P99_MS = {"sleep": 60.0, "torch_mlp": 30.0}  # live batching run: about twice the model's time at batch 8
 PEER_PACKAGES = {"fastdeploy311": ["fastdeploy==3.1.1", "torch==2.13.0"],
                  "litserve": ["litserve==0.2.19", "torch==2.13.0"]}
@@ -152,6 +157,16 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
                                        "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),
                                        "falcon_floor:app"], env=env, **quiet)]
         return Server("falcon + gunicorn floor", processes, port, build_request("/sync", b'["x"]'), "/health",
+                      batch_log, scratch)
+    if kind == "floor2":
+        loop_socket = str(scratch / "loop.sock")
+        env["FLOOR_LOOP_SOCKET"] = loop_socket
+        processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"), "loop",
+                                       loop_socket], env=env, **quiet),
+                     subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+                                       "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),
+                                       "two_process_floor:app"], env=env, **quiet)]
+        return Server("two-process floor", processes, port, build_request("/sync", b'["x"]'), "/health",
                       batch_log, scratch)
     python = venv_python("litserve")
     processes = [subprocess.Popen([python, str(HERE / "peers" / "litserve_server.py"), str(recipe), str(port)],
@@ -274,8 +289,10 @@ def ratios(rows: list[dict]) -> list[str]:
                 f"{best['server']}; p99 {ours['p99_ms']:.1f} vs {min(p['p99_ms'] for p in peers):.1f} ms")
         if c == 1:
             text += f"; overhead {ours['overhead_ms']:.2f} ms vs {min(p['overhead_ms'] for p in peers):.2f} ms"
-            if "falcon + gunicorn floor" in point:
-                text += f" (stack floor {point['falcon + gunicorn floor']['overhead_ms']:.2f} ms)"
+            floors = [f"{label} {point[name]['overhead_ms']:.2f} ms" for name, label in FLOOR_LABELS.items()
+                      if name in point]
+            if floors:
+                text += f" ({'; '.join(floors)})"
         out.append(text)
     return out
 
@@ -302,12 +319,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", default="sleep,torch")
-    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target,floor",
-                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target,floor,floor2",
+                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor, floor2")
     parser.add_argument("--output", default="compare", help="results file name, without extension")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
-                        help="the points to measure (the floor is measured at 1 only)")
+                        help="the points to measure (the floors are measured at 1 only)")
     args = parser.parse_args()
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
@@ -325,12 +342,12 @@ def main() -> None:
             model_ms = model_ms_by_repeat[repeat] = model_times_ms(recipe)  # timed again: the host drifts
             print(f"{workload} model alone, rep {repeat}:", json.dumps(model_ms), flush=True)
             for kind in kinds:
-                if kind == "floor" and (workload != "sleep" or 1 not in concurrency):
+                if kind in FLOORS and (workload != "sleep" or 1 not in concurrency):
                     continue
                 server = start_server(kind, recipe, args.redis_url)
                 try:
                     server.wait_ready()
-                    for c in (1,) if kind == "floor" else concurrency:
+                    for c in (1,) if kind in FLOORS else concurrency:
                         row = {"repeat": repeat, "server": server.name, **measure(server, c, args.duration, model_ms)}
                         rows.append(row)
                         print(json.dumps(row), flush=True)
