@@ -161,7 +161,7 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
     if kind == "floor2":
         loop_socket = str(scratch / "loop.sock")
         env["FLOOR_LOOP_SOCKET"] = loop_socket
-        processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"), "loop",
+        processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"),
                                        loop_socket], env=env, **quiet),
                      subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
                                        "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),

@@ -1,6 +1,6 @@
 """The least an API process plus a separate predictor process can add at concurrency 1.
 
-    python two_process_floor.py loop SOCKET                    # the predictor's process
+    python two_process_floor.py SOCKET                         # the predictor's process
     FLOOR_LOOP_SOCKET=SOCKET gunicorn --worker-class gevent --chdir benchmarks/peers two_process_floor:app
 
 fastdeploy runs its predictor in a loop process of its own, apart from the API
@@ -19,6 +19,10 @@ import socket
 import sys
 import time
 
+import falcon
+import orjson
+from gevent import socket as gevent_socket  # cooperative in the API worker; the loop uses the stdlib's
+
 from falcon_floor import SLEEP_RECIPE_ONE_INPUT_S, Health  # this folder is on the path, as gunicorn --chdir puts it
 
 MAX_DATAGRAM = 65536
@@ -34,27 +38,24 @@ def serve_loop(path: str) -> None:
         sock.sendto(body, sender)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["loop"]:
-    serve_loop(sys.argv[2])
-else:
-    import falcon
-    import orjson
-    from gevent import socket as gevent_socket
+class Predict:
+    def __init__(self, loop_path: str) -> None:
+        self.loop_path = loop_path
+        self.sock = None  # bound lazily: one per worker process, after gunicorn's fork
 
-    class Predict:
-        def __init__(self, loop_path: str) -> None:
-            self.loop_path = loop_path
-            self.sock = None  # bound lazily: one per worker process, after gunicorn's fork
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.sock is None:
+            self.sock = gevent_socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.sock.bind(f"{self.loop_path}.{os.getpid()}")
+        self.sock.sendto(req.bounded_stream.read(), self.loop_path)
+        inputs = orjson.loads(self.sock.recv(MAX_DATAGRAM))
+        resp.data = orjson.dumps({"results": inputs})
+        resp.content_type = falcon.MEDIA_JSON
 
-        def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-            if self.sock is None:
-                self.sock = gevent_socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-                self.sock.bind(f"{self.loop_path}.{os.getpid()}")
-            self.sock.sendto(req.bounded_stream.read(), self.loop_path)
-            inputs = orjson.loads(self.sock.recv(MAX_DATAGRAM))
-            resp.data = orjson.dumps({"results": inputs})
-            resp.content_type = falcon.MEDIA_JSON
 
-    app = falcon.App()
-    app.add_route("/sync", Predict(os.environ.get("FLOOR_LOOP_SOCKET", "")))
-    app.add_route("/health", Health())
+app = falcon.App()
+app.add_route("/sync", Predict(os.environ.get("FLOOR_LOOP_SOCKET", "")))
+app.add_route("/health", Health())
+
+if __name__ == "__main__":
+    serve_loop(sys.argv[1])
