@@ -110,7 +110,7 @@ def run_checked(stage: Stage, inputs: list, batch_size: int | None = None,
         check_outputs(stage, inputs, chunks, "chunks")
         if on_chunks is not None:
             on_chunks(chunks)
-        for so_far, chunk in zip(collected, chunks):
+        for so_far, chunk in zip(collected, chunks, strict=True):
             if chunk is not None:
                 so_far.append(chunk)
     return collected

@@ -397,7 +397,7 @@ class RedisStore(Store):
     # -- results ----------------------------------------------------------
 
     def result(self, request_id: str) -> RequestResult | None:
-        row = dict(zip(REQUEST_FIELDS, self.client.hmget(self._key("req", request_id), REQUEST_FIELDS)))
+        row = dict(zip(REQUEST_FIELDS, self.client.hmget(self._key("req", request_id), REQUEST_FIELDS), strict=True))
         if row["status"] is None:
             return None
         row = {k: v.decode() if v is not None else None for k, v in row.items()}
@@ -428,7 +428,7 @@ class RedisStore(Store):
             for request_id in request_ids:
                 pipe.hget(self._key("req", request_id), "status")
             statuses = pipe.execute()
-        return {rid for rid, status in zip(request_ids, statuses) if status not in (None, PENDING.encode())}
+        return {rid for rid, status in zip(request_ids, statuses, strict=True) if status not in (None, PENDING.encode())}
 
     def queue_length(self) -> int:
         return int(self.client.get(self._key("unfinished")) or 0)
