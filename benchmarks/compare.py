@@ -119,12 +119,20 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass
 
 
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
+
+
+def floor_api(app: str, port: int, env: dict) -> subprocess.Popen:
+    """One gevent worker under gunicorn serving a floor's falcon app from benchmarks/peers."""
+    return subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
+                             "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"), app], env=env, **QUIET)
+
+
 def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
     port = free_port()
     scratch = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     batch_log = scratch / "batches.log"
     env = {**os.environ, "BENCH_BATCH_LOG": str(batch_log)}
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "start_new_session": True}
     if kind in ("fastdeploy", "tuned", "target", "redis"):
         env.update(FASTDEPLOY_PORT=str(port), FASTDEPLOY_STORE_DIR=str(scratch / "queue"),
                    FASTDEPLOY_LOG_LEVEL="warning", FASTDEPLOY_MAX_BATCH_SIZE=str(BATCH))
@@ -139,7 +147,7 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
         if kind == "target":
             env["FASTDEPLOY_TARGET_P99_MS"] = str(TARGET_P99_MS[recipe.name])
             name = f"fastdeploy (target p99 {TARGET_P99_MS[recipe.name]:.0f} ms)"
-        processes = [subprocess.Popen([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env, **quiet)]
+        processes = [subprocess.Popen([sys.executable, "-m", "fastdeploy", "--run", str(recipe)], env=env, **QUIET)]
         return Server(name, processes, port, build_request("/sync", b'["x"]' if "sleep" in recipe.name else b"[7]"),
                       "/ready", batch_log, scratch, redis_url if kind == "redis" else "")
     if kind == "fastdeploy311":
@@ -148,29 +156,24 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
         env.update(PORT=str(port), HOST="127.0.0.1", OPTIMAL_BATCH_SIZE=str(BATCH))
         python = venv_python("fastdeploy311")
         processes = [subprocess.Popen([python, "-m", "fastdeploy", "--recipe", str(copy), mode], env=env, cwd=copy,
-                                      **quiet) for mode in ("--loop", "--rest")]
+                                      **QUIET) for mode in ("--loop", "--rest")]
         body = b'["x"]' if "sleep" in recipe.name else b"[7]"
         return Server("fastdeploy 3.1.1", processes, port, build_request("/sync", body), "/health", batch_log,
                       scratch)
     if kind == "floor":
-        processes = [subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
-                                       "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),
-                                       "falcon_floor:app"], env=env, **quiet)]
+        processes = [floor_api("falcon_floor:app", port, env)]
         return Server("falcon + gunicorn floor", processes, port, build_request("/sync", b'["x"]'), "/health",
                       batch_log, scratch)
     if kind == "floor2":
         loop_socket = str(scratch / "loop.sock")
         env["FLOOR_LOOP_SOCKET"] = loop_socket
-        processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"),
-                                       loop_socket], env=env, **quiet),
-                     subprocess.Popen([sys.executable, "-m", "gunicorn", "--worker-class", "gevent", "--workers", "1",
-                                       "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE / "peers"),
-                                       "two_process_floor:app"], env=env, **quiet)]
+        processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"), loop_socket],
+                                      env=env, **QUIET), floor_api("two_process_floor:app", port, env)]
         return Server("two-process floor", processes, port, build_request("/sync", b'["x"]'), "/health",
                       batch_log, scratch)
     python = venv_python("litserve")
     processes = [subprocess.Popen([python, str(HERE / "peers" / "litserve_server.py"), str(recipe), str(port)],
-                                  env=env, **quiet)]
+                                  env=env, **QUIET)]
     body = b'{"input": "x"}' if "sleep" in recipe.name else b'{"input": 7}'
     return Server("LitServe", processes, port, build_request("/predict", body), "/health", batch_log, scratch)
 

@@ -428,7 +428,8 @@ class RedisStore(Store):
             for request_id in request_ids:
                 pipe.hget(self._key("req", request_id), "status")
             statuses = pipe.execute()
-        return {rid for rid, status in zip(request_ids, statuses, strict=True) if status not in (None, PENDING.encode())}
+        pending = PENDING.encode()
+        return {rid for rid, status in zip(request_ids, statuses, strict=True) if status not in (None, pending)}
 
     def queue_length(self) -> int:
         return int(self.client.get(self._key("unfinished")) or 0)
