@@ -178,10 +178,11 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
     return Server("LitServe", processes, port, build_request("/predict", body), "/health", batch_log, scratch)
 
 
-def batch_sizes(log: Path, skip: int) -> list[int]:
+def logged_batches(log: Path, skip: int) -> list[tuple[int, float]]:
+    """(size, ms) of every batch the server ran after the first skip, as its predictor logged them."""
     if not log.exists():
         return []
-    return [int(line) for line in log.read_text().split()][skip:]
+    return [(int(size), float(ms)) for size, ms in (line.split() for line in log.read_text().splitlines())][skip:]
 
 
 def model_times_ms(recipe: Path) -> dict[int, float]:
@@ -220,9 +221,10 @@ def ideal_items_per_s(sizes: list[int], model_ms: dict[int, float]) -> float | N
 
 
 def measure(server: Server, concurrency: int, duration_s: float, model_ms: dict[int, float]) -> dict:
-    before = len(batch_sizes(server.batch_log, 0))
+    before = len(logged_batches(server.batch_log, 0))
     result = run_load(server.port, server.request, concurrency, duration_s, warmup_s=2.0)
-    sizes = batch_sizes(server.batch_log, before)
+    batches = logged_batches(server.batch_log, before)
+    sizes = [size for size, _ in batches]
     row = result.summary()
     ideal = ideal_items_per_s(sizes, model_ms)
     row["mean_batch"] = round(statistics.fmean(sizes), 2) if sizes else None
@@ -230,6 +232,12 @@ def measure(server: Server, concurrency: int, duration_s: float, model_ms: dict[
     row["efficiency"] = round(row["requests_per_s"] / ideal, 3) if ideal else None
     if concurrency == 1:
         row["overhead_ms"] = round(row["p50_ms"] - model_ms[1], 2)
+        # Also against the model's time as it ran inside this server, during this point: the model
+        # alone was timed minutes before, and its speed drifts (torch: 3.4 ms alone, 3.1 ms served).
+        lone_batches = [ms for size, ms in batches if size == 1]
+        if lone_batches:
+            row["served_predict_ms"] = round(statistics.median(lone_batches), 2)
+            row["served_overhead_ms"] = round(row["p50_ms"] - row["served_predict_ms"], 2)
     return row
 
 
@@ -250,7 +258,10 @@ def markdown(report: dict) -> str:
              f"closed loop, {report['duration_s']:.0f} s per point after a 2 s warm-up; repetitions: "
              f"{report['repeats']}. Mean batch and efficiency are over the whole point (warm-up included). "
              "Efficiency = measured / ideal, where ideal = the predictor alone run back to back on the batches "
-             "the server formed. Overhead = p50 at concurrency 1 − the model's own time for one input.", "",
+             "the server formed. Overhead = p50 at concurrency 1 − the model's own time for one input (timed "
+             "alone); served predict = the median time of the predictor on one input as it ran inside that "
+             "server during the point (every server runs the same predictor file, which logs it), and the "
+             "overhead against it.", "",
              "Load generator ceiling (trivial server): " + ", ".join(
                  f"c={row['concurrency']}: {row['requests_per_s']:.0f} req/s" for row in report["ceiling"]), ""]
     for workload, data in report["workloads"].items():
@@ -258,12 +269,14 @@ def markdown(report: dict) -> str:
         lines += [f"- rep {repeat}: " + ", ".join(f"{model_ms[size]:.2f}" for size in (1, 8, 16, 32))
                   for repeat, model_ms in data["model_ms"].items()]
         lines.append("")
-        lines += ["| rep | server | c | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch | efficiency | overhead ms |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| rep | server | c | req/s | p50 ms | p90 ms | p99 ms | errors | mean batch | efficiency | "
+                  "overhead ms | served predict ms | overhead vs it ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in data["rows"]:
             lines.append(f"| {row['repeat']} | {row['server']} | {row['concurrency']} | {row['requests_per_s']:.1f} | "
                          f"{row['p50_ms']:.2f} | {row['p90_ms']:.2f} | {row['p99_ms']:.2f} | {row['errors']} | "
-                         f"{row['mean_batch']} | {row['efficiency']} | {row.get('overhead_ms', '')} |")
+                         f"{row['mean_batch']} | {row['efficiency']} | {row.get('overhead_ms', '')} | "
+                         f"{row.get('served_predict_ms', '')} | {row.get('served_overhead_ms', '')} |")
         lines += ["", "Ratios (fastdeploy / best peer, same repetition):", ""]
         lines += [f"- {line}" for line in data["ratios"]]
         for title, variant_lines in data.get("variants", {}).items():
@@ -296,6 +309,11 @@ def ratios(rows: list[dict]) -> list[str]:
                       if name in point]
             if floors:
                 text += f" ({'; '.join(floors)})"
+            served = [r for r in [ours, *peers, *(point[name] for name in FLOOR_LABELS if name in point)]
+                      if "served_overhead_ms" in r]
+            if served:
+                text += "; against the predict as served: " + ", ".join(
+                    f"{r['server']} {r['served_overhead_ms']:.2f}" for r in served) + " ms"
         out.append(text)
     return out
 

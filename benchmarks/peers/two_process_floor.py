@@ -17,13 +17,13 @@ One request at a time per API worker (one socket each): for concurrency 1 only.
 import os
 import socket
 import sys
-import time
 
 import falcon
 import orjson
 from gevent import socket as gevent_socket  # cooperative in the API worker; the loop uses the stdlib's
 
-from falcon_floor import SLEEP_RECIPE_ONE_INPUT_S, Health  # this folder is on the path, as gunicorn --chdir puts it
+# this folder is on the path, as gunicorn --chdir puts it
+from falcon_floor import SLEEP_RECIPE_ONE_INPUT_S, Health, timed_sleep
 
 MAX_DATAGRAM = 65536
 
@@ -34,7 +34,7 @@ def serve_loop(path: str) -> None:
     sock.bind(path)
     while True:
         body, sender = sock.recvfrom(MAX_DATAGRAM)
-        time.sleep(SLEEP_RECIPE_ONE_INPUT_S)
+        timed_sleep(SLEEP_RECIPE_ONE_INPUT_S)
         sock.sendto(body, sender)
 
 
