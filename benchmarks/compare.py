@@ -233,7 +233,7 @@ def measure(server: Server, concurrency: int, duration_s: float, model_ms: dict[
     if concurrency == 1:
         row["overhead_ms"] = round(row["p50_ms"] - model_ms[1], 2)
         # Also against the model's time as it ran inside this server, during this point: the model
-        # alone was timed minutes before, and its speed drifts (torch: 3.4 ms alone, 3.1 ms served).
+        # alone was timed minutes before, and its speed drifts (on torch by more than the overhead).
         lone_batches = [ms for size, ms in batches if size == 1]
         if lone_batches:
             row["served_predict_ms"] = round(statistics.median(lone_batches), 2)

@@ -22,7 +22,7 @@ BATCH_LOG = os.environ.get("BENCH_BATCH_LOG")
 
 
 def timed_sleep(seconds: float) -> None:
-    """Block for the predictor's time and log it as the benchmark predictors do ("1 ms" per batch)."""
+    """Block for the predictor's time, and log it as the benchmark predictors log a batch of one."""
     started = time.perf_counter()
     blocking_sleep(seconds)
     if BATCH_LOG:
