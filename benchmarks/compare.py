@@ -47,6 +47,7 @@ VENVS = HERE / ".venvs"
 RESULTS = HERE / "results"
 CONCURRENCY = (1, 8, 64, 256)
 BATCH = 32
+RECIPES = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
 FLOORS = ("floor", "floor2")  # measured on sleep at concurrency 1 only
 FLOOR_LABELS = {"falcon + gunicorn floor": "stack floor", "two-process floor": "two-process floor"}
 TARGET_P99_MS = {"sleep": 60.0, "torch_mlp": 30.0}  # live batching run: about twice the model's time at batch 8
@@ -349,7 +350,6 @@ def main() -> None:
     args = parser.parse_args()
     concurrency = tuple(int(c) for c in args.concurrency.split(","))
     command = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
-    recipes = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
     kinds = args.servers.split(",")
     report = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
@@ -357,7 +357,7 @@ def main() -> None:
     report["ceiling"] = loadgen_ceiling(min(args.duration, 5), concurrency)
     print("load generator ceiling:", report["ceiling"], flush=True)
     for workload in args.workloads.split(","):
-        recipe = recipes[workload]
+        recipe = RECIPES[workload]
         rows, model_ms_by_repeat = [], {}
         for repeat in range(1, args.repeats + 1):
             model_ms = model_ms_by_repeat[repeat] = model_times_ms(recipe)  # timed again: the host drifts

@@ -1,14 +1,16 @@
 """CPU time and run-queue wait per request of each process of a server, beside the load generator's.
 
     python benchmarks/cpu_by_role.py fastdeploy floor2 --concurrency 1
+    python benchmarks/cpu_by_role.py fastdeploy fastdeploy311 --workload torch --concurrency 8
 
-For each server kind of compare.py (fastdeploy, floor, floor2, fastdeploy311, ...) on the
-``sleep`` workload: start it, drive it closed-loop from a load generator in a process of its
-own, and read every thread's ``/proc/.../schedstat`` (time on a CPU, time waiting for one)
-before and after a measured window. Per request, by role (client, API, loop): the CPU
-the requests cost, and how long each role sat runnable while another held the CPU. Time on a
-CPU says what a server's own code costs; run-queue wait says whether its processes got in
-each other's way on this machine's cores. Linux only.
+For each server kind of compare.py (fastdeploy, floor, floor2, fastdeploy311, ...; the
+floors serve ``sleep`` only) on a workload of compare.py: start it, drive it closed-loop
+from a load generator in a process of its own, and read every thread's
+``/proc/.../schedstat`` (time on a CPU, time runnable but waiting for one) before and after
+a measured window. Per request, by role (client, API, loop, supervisor): the CPU the
+requests cost, and how long each role sat runnable while something else held the CPU.
+Time on a CPU says what a server's own code costs; run-queue wait says whether its
+processes got in each other's way on this machine's cores. Linux only.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from benchmarks.compare import start_server  # noqa: E402
+from benchmarks.compare import RECIPES, start_server  # noqa: E402
 
 WARMUP_S = 3.0
 
@@ -54,8 +56,9 @@ def schedstat_by_role(groups: set[int]) -> dict[tuple[str, str], tuple[str, int,
     return found
 
 
-def measure(kind: str, concurrency: int, duration_s: float) -> tuple[dict, dict[str, tuple[float, float]]]:
-    server = start_server(kind, HERE / "recipes" / "sleep")
+def measure(kind: str, recipe: Path, concurrency: int,
+            duration_s: float) -> tuple[dict, dict[str, tuple[float, float]]]:
+    server = start_server(kind, recipe)
     try:
         server.wait_ready()
         client = subprocess.Popen(
@@ -85,6 +88,7 @@ def measure(kind: str, concurrency: int, duration_s: float) -> tuple[dict, dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kinds", nargs="+", help="compare.py server kinds, measured in turn")
+    parser.add_argument("--workload", choices=sorted(RECIPES), default="sleep")
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=2)
@@ -93,7 +97,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for round_ in range(1, args.rounds + 1):
         for kind in args.kinds:
-            summary, per_role = measure(kind, args.concurrency, args.duration)
+            summary, per_role = measure(kind, RECIPES[args.workload], args.concurrency, args.duration)
             for name, (cpu, wait) in sorted(per_role.items()):
                 print(f"| {round_} | {kind} | {summary['p50_ms']} | {summary['requests_per_s']} | {name} | "
                       f"{cpu:.3f} | {wait:.3f} |", flush=True)
