@@ -55,7 +55,7 @@ def measure(pause_s: float, rounds: int, requests: int = 1) -> dict[str, float]:
                 if n >= rounds // 10:  # warm-up excluded
                     spans = [marks[1] - marks[0], marks[2] - marks[1], marks[4] - marks[3],
                              marks[5] - marks[4], marks[6] - marks[5]]
-                    for name, seconds in zip(OPERATIONS, spans):
+                    for name, seconds in zip(OPERATIONS, spans, strict=True):
                         timings[name].append(seconds * 1000)
         finally:
             api.close()
