@@ -203,7 +203,8 @@ for size in sizes:
     predictor(batches[size], size)
 for _ in range({MODEL_ROUNDS}):
     for size in sizes:
-        start = time.perf_counter(); predictor(batches[size], size); runs[size].append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter(); predictor(batches[size], size)
+        runs[size].append((time.perf_counter() - start) * 1000)
 print(json.dumps({{size: statistics.median(times) for size, times in runs.items()}}))
 """
     env = {k: v for k, v in os.environ.items() if k != "BENCH_BATCH_LOG"}
