@@ -7,7 +7,7 @@ For each server kind of compare.py (fastdeploy, floor, floor2, fastdeploy311, ..
 floors serve ``sleep`` only) on a workload of compare.py: start it, drive it closed-loop
 from a load generator in a process of its own, and read every thread's
 ``/proc/.../schedstat`` (time on a CPU, time runnable but waiting for one) before and after
-a measured window. Per request, by role (client, API, loop, supervisor): the CPU the
+a measured window. Per request, by role (client, API, loop, other): the CPU the
 requests cost, and how long each role sat runnable while something else held the CPU.
 Time on a CPU says what a server's own code costs; run-queue wait says whether its
 processes got in each other's way on this machine's cores. Linux only.
@@ -37,7 +37,7 @@ def role(command: str) -> str:
         return "loop"
     if "gunicorn" in command or "--rest" in command:
         return "api"
-    return "supervisor"
+    return "other"  # fastdeploy's supervisor, or a server that is one process (LitServe)
 
 
 def schedstat_by_role(groups: set[int]) -> dict[tuple[str, str], tuple[str, int, int]]:
