@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.compare import BATCH, Server, free_port  # noqa: E402
+from benchmarks.cpu_by_role import schedstat_by_role  # noqa: E402
 from benchmarks.loadgen import build_request, run_load  # noqa: E402
 
 WARMUP_S = 1.0
@@ -37,16 +38,9 @@ WARMUP_S = 1.0
 def cpu_seconds_by_role(group: int) -> dict[str, float]:
     """CPU time used so far by the processes of a server's process group: its loop and its API."""
     used = {"api": 0.0, "loop": 0.0}
-    listed = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
-    for pid in listed:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue  # exited meanwhile
-        if "--loop" in command or "--rest" in command or "gunicorn" in command:
-            role = "loop" if "--loop" in command else "api"
-            used[role] += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    for role, on_cpu_ns, _ in schedstat_by_role({group}).values():
+        if role in used:
+            used[role] += on_cpu_ns / 1e9
     return used
 
 
