@@ -13,7 +13,9 @@ falcon under gunicorn and gevent blocking for the predictor's time with no queue
 and no loop: the least any server on fastdeploy's stack adds; ``floor2`` (likewise)
 is the same stack handing each request to a second process and back in one
 datagram each way, with no queue: the least a server adds that runs its
-predictor apart from its API workers, as fastdeploy does. Peers run from their
+predictor apart from its API workers, as fastdeploy does; ``floor3`` (likewise) adds
+to that the least storing that lets an accepted request survive a crash of either
+process (one commit before the hand-off, one after the answer). Peers run from their
 own venvs under benchmarks/.venvs (made on first use: fastdeploy 3.1.1 has
 the same import name as this package).
 
@@ -48,8 +50,9 @@ RESULTS = HERE / "results"
 CONCURRENCY = (1, 8, 64, 256)
 BATCH = 32
 RECIPES = {"sleep": HERE / "recipes" / "sleep", "torch": HERE / "recipes" / "torch_mlp"}
-FLOORS = ("floor", "floor2")  # measured on sleep at concurrency 1 only
-FLOOR_LABELS = {"falcon + gunicorn floor": "stack floor", "two-process floor": "two-process floor"}
+FLOORS = ("floor", "floor2", "floor3")  # measured on sleep at concurrency 1 only
+FLOOR_LABELS = {"falcon + gunicorn floor": "stack floor", "two-process floor": "two-process floor",
+                "durable two-process floor": "durable floor"}
 TARGET_P99_MS = {"sleep": 60.0, "torch_mlp": 30.0}  # live batching run: about twice the model's time at batch 8
 PEER_PACKAGES = {"fastdeploy311": ["fastdeploy==3.1.1", "torch==2.13.0"],
                  "litserve": ["litserve==0.2.19", "torch==2.13.0"]}
@@ -165,13 +168,15 @@ def start_server(kind: str, recipe: Path, redis_url: str = "") -> Server:
         processes = [floor_api("falcon_floor:app", port, env)]
         return Server("falcon + gunicorn floor", processes, port, build_request("/sync", b'["x"]'), "/health",
                       batch_log, scratch)
-    if kind == "floor2":
+    if kind in ("floor2", "floor3"):
         loop_socket = str(scratch / "loop.sock")
         env["FLOOR_LOOP_SOCKET"] = loop_socket
+        if kind == "floor3":
+            env["FLOOR_QUEUE_DB"] = str(scratch / "queue.db")
         processes = [subprocess.Popen([sys.executable, str(HERE / "peers" / "two_process_floor.py"), loop_socket],
                                       env=env, **QUIET), floor_api("two_process_floor:app", port, env)]
-        return Server("two-process floor", processes, port, build_request("/sync", b'["x"]'), "/health",
-                      batch_log, scratch)
+        name = "durable two-process floor" if kind == "floor3" else "two-process floor"
+        return Server(name, processes, port, build_request("/sync", b'["x"]'), "/health", batch_log, scratch)
     python = venv_python("litserve")
     processes = [subprocess.Popen([python, str(HERE / "peers" / "litserve_server.py"), str(recipe), str(port)],
                                   env=env, **QUIET)]
@@ -342,8 +347,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workloads", default="sleep,torch")
-    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target,floor,floor2",
-                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor, floor2")
+    parser.add_argument("--servers", default="fastdeploy,fastdeploy311,litserve,tuned,target,floor,floor2,floor3",
+                        help="any of fastdeploy, fastdeploy311, litserve, tuned, target, redis, floor, floor2, floor3")
     parser.add_argument("--output", default="compare", help="results file name, without extension")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="the Redis of the 'redis' server")
     parser.add_argument("--concurrency", default=",".join(map(str, CONCURRENCY)),
